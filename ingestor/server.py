@@ -1,0 +1,121 @@
+"""The gRPC ingestor: a thin servicer over ingestor.core, with health checking and reflection."""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ingestor.core import check_batch
+from ledger.errors import Unavailable
+from ledger.ports import PulseLog
+from ledger.validation import BillingUnitOf
+from proto.pulse.v1 import pulse_pb2
+
+log = logging.getLogger(__name__)
+
+SERVICE = "pulse.v1.IngestService"
+_METHOD = "Ingest"
+
+
+class _Undecodable:
+    """Stands for a request whose bytes are not an IngestRequest."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parse(data: bytes) -> pulse_pb2.IngestRequest | _Undecodable:
+    request = pulse_pb2.IngestRequest()
+    try:
+        request.ParseFromString(data)
+    except DecodeError as exc:
+        return _Undecodable(str(exc))
+    return request
+
+
+class IngestServicer:
+    def __init__(
+        self,
+        pulse_log: PulseLog,
+        billing_unit_of: BillingUnitOf,
+        *,
+        max_batch: int,
+        future_skew: timedelta,
+    ) -> None:
+        self._log = pulse_log
+        self._billing_unit_of = billing_unit_of
+        self._max_batch = max_batch
+        self._future_skew = future_skew
+
+    def ingest(
+        self, request: pulse_pb2.IngestRequest | _Undecodable, context: grpc.ServicerContext
+    ) -> pulse_pb2.IngestResponse:
+        if isinstance(request, _Undecodable):
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"request: not an IngestRequest ({request.reason})"
+            )
+        count = len(request.pulses)
+        if count == 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "pulses: the batch is empty")
+        if count > self._max_batch:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"pulses: the batch has {count} pulses; at most {self._max_batch} per request",
+            )
+        arrival = datetime.now(UTC)
+        checked = check_batch(request.pulses, arrival, self._future_skew, self._billing_unit_of)
+        if checked.records:
+            try:
+                # Answer only after the log confirmed every record (acks=all).
+                self._log.publish(checked.records, arrival)
+            except Unavailable as exc:
+                log.warning("ingest batch of %d not stored: %s", count, exc)
+                context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"pulse log unavailable, nothing of this batch was accepted; retry: {exc}",
+                )
+        return pulse_pb2.IngestResponse(results=checked.results)
+
+
+def create_server(
+    servicer: IngestServicer, address: str, *, max_message_bytes: int, workers: int = 8
+) -> tuple[grpc.Server, int]:
+    """A started-ready (not yet started) server bound to `address`; port 0 picks a free one."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest"),
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ],
+    )
+    handler: Any = grpc.unary_unary_rpc_method_handler(
+        servicer.ingest,
+        request_deserializer=_parse,
+        response_serializer=pulse_pb2.IngestResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE, {_METHOD: handler}),)
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (
+            pulse_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind the ingestor to {address}")
+    return server, port

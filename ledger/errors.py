@@ -1,0 +1,21 @@
+"""Error categories shared by every component; each edge maps them once (gRPC, HTTP, CLI)."""
+
+
+class LedgerError(Exception):
+    """Base of the categorized errors; the message names the offending identifiers."""
+
+
+class NotFound(LedgerError):
+    """The thing asked for does not exist."""
+
+
+class Conflict(LedgerError):
+    """The request contradicts what is already recorded."""
+
+
+class Invalid(LedgerError):
+    """The input is malformed; nothing was changed."""
+
+
+class Unavailable(LedgerError):
+    """A backend did not answer in time; retrying the same request is safe."""

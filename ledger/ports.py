@@ -1,0 +1,127 @@
+"""Ports of the ledger: the pulse log (Kafka or SQLite) and the ledger store (ScyllaDB or SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ledger.model import LedgerEvent, LogRecord, Position
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    """A record to publish: key (tenant id) and encoded pulse."""
+
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A log record that cannot enter the ledger, and why (carried as record headers)."""
+
+    record: LogRecord
+    reason: str
+    detail: str
+
+
+class PulseLog(Protocol):
+    """The ordered, partitioned, durable log of accepted pulses (topic resource-consumption)."""
+
+    def publish(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
+        """Returns only once every record is durably stored, stamped with `arrival` as its
+        timestamp; raises Unavailable if any could not be confirmed (the caller reports none
+        of them accepted, and a retry is safe because the ledger deduplicates)."""
+        ...
+
+    def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """Durably appends records to the dead-letter log with reason headers."""
+        ...
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        """The first `limit` dead-lettered records, oldest first."""
+        ...
+
+    def consumer(self, group: str) -> LogConsumer:
+        """A consumer in `group` that resumes after the group's committed offsets."""
+        ...
+
+    def committed(self, group: str) -> dict[int, int]:
+        """Next offset to read per partition for `group` (partitions never committed: absent)."""
+        ...
+
+    def end_offsets(self) -> dict[int, int]:
+        """Offset one past the last record, per partition."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LogConsumer(Protocol):
+    """Reads the pulse log in offset order per partition for one consumer group."""
+
+    def poll(
+        self, max_records: int, timeout: float, below: Mapping[int, int] | None = None
+    ) -> list[LogRecord]:
+        """Up to `max_records` next records; with `below`, none at or past below[partition]
+        (those are read again by a later poll), and none of a partition missing from it."""
+        ...
+
+    def commit(self, records: Sequence[LogRecord]) -> None:
+        """Durably records that everything up to these records is processed."""
+        ...
+
+    def seek(self, positions: Sequence[Position]) -> None:
+        """Next poll starts at these positions (replay)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictRecord:
+    """A pulse id reused with a different payload: the first stays, this one is kept aside."""
+
+    event: LedgerEvent
+    existing_hash: str
+
+
+class LedgerStore(Protocol):
+    """Immutable pulse events with an exact, permanent (tenant_id, pulse_id) dedup index."""
+
+    def seen(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Payload hash of each (tenant_id, pulse_id) already in the ledger."""
+        ...
+
+    def append(self, events: Sequence[LedgerEvent]) -> None:
+        """Durably stores new events; the dedup mark of each is written only after, or
+        atomically with, its event row. Re-appending the same events is a no-op."""
+        ...
+
+    def record_conflicts(self, conflicts: Sequence[ConflictRecord]) -> None:
+        """Durably records rejected reuses of pulse ids (idempotent)."""
+        ...
+
+    def events_in_hour(self, tenant_id: str, hour: datetime) -> list[LedgerEvent]:
+        """Every event of the tenant whose event time falls in that UTC hour."""
+        ...
+
+    def get(self, tenant_id: str, pulse_id: str) -> LedgerEvent | None:
+        """The stored event for that id, or None."""
+        ...
+
+    def hours(self, tenant_id: str) -> list[datetime]:
+        """The UTC hours that hold at least one event of the tenant, ascending."""
+        ...
+
+    def tenants(self) -> list[str]:
+        """Every tenant with at least one event, sorted."""
+        ...
+
+    def conflicts(self, tenant_id: str) -> list[ConflictRecord]:
+        """Recorded conflicts of the tenant."""
+        ...
+
+    def close(self) -> None: ...

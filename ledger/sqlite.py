@@ -1,0 +1,218 @@
+"""SQLite adapters of the ledger ports for the embedded default: SQLitePulseLog, SQLiteLedgerStore."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+from ledger.errors import Unavailable
+from ledger.model import LedgerEvent, LogRecord, Position, Pulse, from_micros, to_micros
+from ledger.ports import ConflictRecord, DeadLetter, LogConsumer, OutgoingRecord
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection tuned for durability: WAL with synchronous=FULL (fsync on commit)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+class SQLiteDb:
+    """One connection guarded by a lock; every write runs in one transaction."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self._conn = connect(path)
+        self._lock = threading.RLock()
+        with self._lock:
+            self._conn.executescript(schema)
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise Unavailable(f"embedded database busy: {exc}") from exc
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            return list(self._conn.execute(sql, args).fetchall())
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+_LOG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+  partition INTEGER NOT NULL, offset INTEGER NOT NULL, timestamp_us INTEGER NOT NULL,
+  key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (partition, offset));
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, partition INTEGER, offset INTEGER, timestamp_us INTEGER,
+  key BLOB, value BLOB, reason TEXT NOT NULL, detail TEXT NOT NULL,
+  UNIQUE (partition, offset, reason));
+CREATE TABLE IF NOT EXISTS group_offsets (
+  grp TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+  PRIMARY KEY (grp, partition));
+"""
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """Stable key -> partition, so that all pulses of a tenant keep their order."""
+    return zlib.crc32(key) % partitions
+
+
+class SQLitePulseLog:
+    """A partitioned append-only log with consumer-group offsets, in one SQLite file."""
+
+    def __init__(self, path: Path, partitions: int) -> None:
+        self._db = SQLiteDb(path, _LOG_SCHEMA)
+        self.partitions = partitions
+
+    def publish(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
+        stamp = to_micros(arrival)
+        with self._db.tx() as conn:
+            ends = self._ends(conn)
+            for record in records:
+                part = partition_of(record.key, self.partitions)
+                offset = ends.get(part, 0)
+                ends[part] = offset + 1
+                conn.execute(
+                    "INSERT INTO records VALUES (?, ?, ?, ?, ?)",
+                    (part, offset, stamp, record.key, record.value),
+                )
+
+    def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        with self._db.tx() as conn:
+            for letter in letters:
+                rec = letter.record
+                conn.execute(
+                    "INSERT OR IGNORE INTO dead_letters "
+                    "(partition, offset, timestamp_us, key, value, reason, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        rec.position.partition,
+                        rec.position.offset,
+                        to_micros(rec.arrival),
+                        rec.key,
+                        rec.value,
+                        letter.reason,
+                        letter.detail,
+                    ),
+                )
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        rows = self._db.query(
+            "SELECT partition, offset, timestamp_us, key, value, reason, detail "
+            "FROM dead_letters ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [
+            DeadLetter(
+                LogRecord(Position(int(p), int(o)), from_micros(int(t)), bytes(k), bytes(v)),  # type: ignore[call-overload, arg-type]
+                str(reason),
+                str(detail),
+            )
+            for p, o, t, k, v, reason, detail in rows
+        ]
+
+    def consumer(self, group: str) -> LogConsumer:
+        return _SQLiteConsumer(self, group)
+
+    def committed(self, group: str) -> dict[int, int]:
+        rows = self._db.query(
+            "SELECT partition, next_offset FROM group_offsets WHERE grp = ?", (group,)
+        )
+        return {int(p): int(o) for p, o in rows}  # type: ignore[call-overload]
+
+    def end_offsets(self) -> dict[int, int]:
+        rows = self._db.query("SELECT partition, MAX(offset) + 1 FROM records GROUP BY partition")
+        ends = {int(p): int(o) for p, o in rows}  # type: ignore[call-overload]
+        return {p: ends.get(p, 0) for p in range(self.partitions)}
+
+    def close(self) -> None:
+        self._db.close()
+
+    @staticmethod
+    def _ends(conn: sqlite3.Connection) -> dict[int, int]:
+        rows = conn.execute("SELECT partition, MAX(offset) + 1 FROM records GROUP BY partition")
+        return {int(p): int(o) for p, o in rows}
+
+    # used by the consumer
+    def _read(self, part: int, start: int, limit: int, stop: int | None) -> list[LogRecord]:
+        sql = "SELECT offset, timestamp_us, key, value FROM records WHERE partition = ? AND offset >= ?"
+        args: list[object] = [part, start]
+        if stop is not None:
+            sql += " AND offset < ?"
+            args.append(stop)
+        rows = self._db.query(sql + " ORDER BY offset LIMIT ?", [*args, limit])
+        return [
+            LogRecord(Position(part, int(o)), from_micros(int(t)), bytes(k), bytes(v))  # type: ignore[call-overload, arg-type]
+            for o, t, k, v in rows
+        ]
+
+    def _commit(self, group: str, next_offsets: Mapping[int, int]) -> None:
+        with self._db.tx() as conn:
+            for part, nxt in next_offsets.items():
+                conn.execute(
+                    "INSERT INTO group_offsets VALUES (?, ?, ?) ON CONFLICT (grp, partition) "
+                    "DO UPDATE SET next_offset = excluded.next_offset",
+                    (group, part, nxt),
+                )
+
+
+class _SQLiteConsumer:
+    """Single-process consumer: positions start at the group's committed offsets."""
+
+    def __init__(self, log: SQLitePulseLog, group: str) -> None:
+        self._log = log
+        self._group = group
+        committed = log.committed(group)
+        self._next = {p: committed.get(p, 0) for p in range(log.partitions)}
+
+    def poll(
+        self, max_records: int, timeout: float, below: Mapping[int, int] | None = None
+    ) -> list[LogRecord]:
+        out: list[LogRecord] = []
+        for part in range(self._log.partitions):
+            if len(out) >= max_records:
+                break
+            if below is not None and part not in below:
+                continue
+            stop = None if below is None else below[part]
+            got = self._log._read(part, self._next[part], max_records - len(out), stop)
+            if got:
+                self._next[part] = got[-1].position.offset + 1
+            out.extend(got)
+        if not out and timeout > 0:
+            threading.Event().wait(min(timeout, 0.05))
+        return out
+
+    def commit(self, records: Sequence[LogRecord]) -> None:
+        nxt: dict[int, int] = {}
+        for rec in records:
+            part, off = rec.position.partition, rec.position.offset
+            nxt[part] = max(nxt.get(part, 0), off + 1)
+        if nxt:
+            self._log._commit(self._group, nxt)
+
+    def seek(self, positions: Sequence[Position]) -> None:
+        for pos in positions:
+            self._next[pos.partition] = pos.offset
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,146 @@
+"""The ledger writer: moves pulses from the log into the immutable ledger, exactly once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from ledger import codec
+from ledger.dedup import classify
+from ledger.errors import Unavailable
+from ledger.model import LedgerEvent, LogRecord
+from ledger.ports import DeadLetter, LedgerStore, LogConsumer, PulseLog
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+REASON_UNDECODABLE = "undecodable"
+REASON_CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    records: int = 0
+    written: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    undecodable: int = 0
+
+
+class LedgerWriter:
+    """One consumer of the writer group. Each batch runs in this order:
+
+    1. poll     — a crash here loses nothing: offsets are not committed yet.
+    2. decode   — undecodable records are set aside for the dead-letter log.
+    3. dedup    — read the (tenant_id, pulse_id) index; classify new / duplicate / conflict.
+    4. write    — new events, then their dedup marks (ScyllaDB) or both in one transaction
+                  (SQLite). A crash after this step re-delivers the batch; events carry
+                  deterministic keys, so re-writing them is a no-op and nothing counts twice.
+    5. set aside — conflicts recorded in the ledger store and, with undecodable records, sent
+                  to the dead-letter log (acks=all). A crash here repeats them: both idempotent.
+    6. commit   — offsets, only now that everything above is durable.
+
+    Transient backend errors (Unavailable) are retried with backoff, never dead-lettered.
+    The loop is synchronous, so a rebalance (which happens inside poll) never interrupts a
+    batch half-way: the next owner of a partition resumes after the last committed batch.
+    """
+
+    def __init__(
+        self,
+        log_: PulseLog,
+        store: LedgerStore,
+        consumer: LogConsumer,
+        *,
+        batch_size: int = 5000,
+        poll_timeout: float = 0.2,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self._log = log_
+        self._store = store
+        self._consumer = consumer
+        self._batch_size = batch_size
+        self._poll_timeout = poll_timeout
+        self._stop = stop or threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.run_once()
+        self._consumer.close()
+
+    def run_once(self) -> BatchReport:
+        records = self._consumer.poll(self._batch_size, self._poll_timeout)
+        if not records:
+            return BatchReport()
+        report = self._retrying(lambda: self.apply(records))
+        if report is None:  # stopping while the backend was down: offsets stay uncommitted
+            return BatchReport()
+        self._retrying(lambda: self._consumer.commit(records))
+        if report.conflicts or report.undecodable:
+            log.warning(
+                "batch of %d: %d conflicts, %d undecodable sent to the dead-letter log",
+                report.records,
+                report.conflicts,
+                report.undecodable,
+            )
+        return report
+
+    def apply(self, records: Sequence[LogRecord]) -> BatchReport:
+        """Steps 2-5 for one batch; idempotent, so a repeat after a crash changes nothing."""
+        events: list[LedgerEvent] = []
+        letters: list[DeadLetter] = []
+        for record in records:
+            try:
+                pulse = codec.decode(record.value)
+            except codec.UndecodableRecord as exc:
+                letters.append(DeadLetter(record, REASON_UNDECODABLE, str(exc)))
+                continue
+            events.append(LedgerEvent.of(pulse, record.position, record.arrival))
+        keys = list({(e.pulse.tenant_id, e.pulse.pulse_id) for e in events})
+        classified = classify(events, self._store.seen(keys))
+        if classified.new:
+            self._store.append(classified.new)
+        if classified.conflicts:
+            self._store.record_conflicts(classified.conflicts)
+            by_position = {r.position: r for r in records}
+            for c in classified.conflicts:
+                detail = (
+                    f"pulse_id {c.event.pulse.pulse_id!r} of tenant {c.event.pulse.tenant_id!r} "
+                    f"already in the ledger with payload {c.existing_hash[:16]}; "
+                    f"this payload {c.event.payload_hash[:16]} differs"
+                )
+                letters.append(DeadLetter(by_position[c.event.position], REASON_CONFLICT, detail))
+        if letters:
+            self._log.dead_letter(letters)
+        return BatchReport(
+            records=len(records),
+            written=len(classified.new),
+            duplicates=len(classified.duplicates),
+            conflicts=len(classified.conflicts),
+            undecodable=len(records) - len(events),
+        )
+
+    def _retrying(self, action: Callable[[], T]) -> T | None:
+        delay = 0.1
+        while True:
+            try:
+                return action()
+            except Unavailable as exc:
+                if self._stop.is_set():
+                    return None
+                log.warning("backend unavailable, retrying in %.1f s: %s", delay, exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Polls `predicate` until true or `timeout` seconds passed (for CLIs and tests)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,100 @@
+"""Hourly usage derived from ledger events of one tenant-hour (pure; absolute values)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Context, Decimal
+
+from catalog import units
+from ledger.model import LedgerEvent, Position
+
+
+@dataclass(frozen=True, slots=True)
+class HourlyUsage:
+    """Usage of one SKU by one tenant in one UTC hour, in one unit.
+
+    `unit` is the product's billing unit when the catalog knows the SKU and every pulse
+    converts exactly; otherwise the pulse's own unit with `unpriced_reason` set.
+    `position` is the greatest ledger position among the bucket's pulses.
+    """
+
+    tenant_id: str
+    hour: datetime
+    product_sku: str
+    unit: str
+    quantity: Decimal
+    pulse_count: int
+    first_event: datetime
+    last_event: datetime
+    position: Position
+    unpriced_reason: str = ""
+
+    @property
+    def priced(self) -> bool:
+        return not self.unpriced_reason
+
+
+BillingUnitOf = Callable[[str], str | None]
+
+# Sums of amounts with up to 38 significant digits must not round (the default context
+# keeps 28 digits).
+EXACT = Context(prec=80)
+
+
+@dataclass
+class _Acc:
+    quantity: Decimal
+    count: int
+    first: datetime
+    last: datetime
+    position: Position
+    reason: str
+
+
+def _billing(event: LedgerEvent, billing_unit_of: BillingUnitOf) -> tuple[str, Decimal, str]:
+    pulse = event.pulse
+    target = billing_unit_of(pulse.product_sku)
+    if target is None:
+        return pulse.use_unit, pulse.used_amount, f"SKU {pulse.product_sku} is not in the catalog"
+    try:
+        return target, units.convert(pulse.used_amount, pulse.use_unit, target), ""
+    except (units.IncompatibleUnits, units.InexactConversion, units.UnknownUnit) as exc:
+        return pulse.use_unit, pulse.used_amount, str(exc)
+
+
+def derive_hour(events: Iterable[LedgerEvent], billing_unit_of: BillingUnitOf) -> list[HourlyUsage]:
+    """One row per (tenant, hour, sku, unit) present in `events` (all of one tenant-hour)."""
+    buckets: dict[tuple[str, str, datetime, str], _Acc] = {}
+    for event in events:
+        pulse = event.pulse
+        unit, quantity, reason = _billing(event, billing_unit_of)
+        key = (pulse.tenant_id, pulse.product_sku, event.hour, unit)
+        acc = buckets.get(key)
+        if acc is None:
+            buckets[key] = _Acc(
+                quantity, 1, pulse.occurred_at, pulse.occurred_at, event.position, reason
+            )
+            continue
+        acc.quantity = EXACT.add(acc.quantity, quantity)
+        acc.count += 1
+        acc.first = min(acc.first, pulse.occurred_at)
+        acc.last = max(acc.last, pulse.occurred_at)
+        acc.position = max(acc.position, event.position, key=lambda p: (p.partition, p.offset))
+        acc.reason = acc.reason or reason
+    return [
+        HourlyUsage(
+            tenant_id=tenant,
+            hour=hour,
+            product_sku=sku,
+            unit=unit,
+            quantity=acc.quantity,
+            pulse_count=acc.count,
+            first_event=acc.first,
+            last_event=acc.last,
+            position=acc.position,
+            unpriced_reason=acc.reason,
+        )
+        for (tenant, sku, hour, unit), acc in sorted(buckets.items(), key=lambda item: item[0])
+    ]

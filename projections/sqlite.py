@@ -1,0 +1,80 @@
+"""SQLiteUsageStore: hourly usage of the embedded default."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+from ledger.model import Position, from_micros, to_micros
+from ledger.sqlite import SQLiteDb
+from projections.hourly import HourlyUsage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS hourly_usage (
+  tenant_id TEXT NOT NULL, hour_us INTEGER NOT NULL, product_sku TEXT NOT NULL,
+  unit TEXT NOT NULL, quantity TEXT NOT NULL, pulse_count INTEGER NOT NULL,
+  first_event_us INTEGER NOT NULL, last_event_us INTEGER NOT NULL,
+  log_partition INTEGER NOT NULL, log_offset INTEGER NOT NULL, unpriced_reason TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, hour_us, product_sku, unit));
+"""
+
+
+class SQLiteUsageStore:
+    def __init__(self, path: Path) -> None:
+        self._db = SQLiteDb(path, _SCHEMA)
+
+    def replace_hour(self, tenant_id: str, hour: datetime, rows: Sequence[HourlyUsage]) -> None:
+        with self._db.tx() as conn:
+            conn.execute(
+                "DELETE FROM hourly_usage WHERE tenant_id = ? AND hour_us = ?",
+                (tenant_id, to_micros(hour)),
+            )
+            conn.executemany(
+                "INSERT INTO hourly_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.tenant_id,
+                        to_micros(r.hour),
+                        r.product_sku,
+                        r.unit,
+                        str(r.quantity),
+                        r.pulse_count,
+                        to_micros(r.first_event),
+                        to_micros(r.last_event),
+                        r.position.partition,
+                        r.position.offset,
+                        r.unpriced_reason,
+                    )
+                    for r in rows
+                ],
+            )
+
+    def usage(
+        self, tenant_id: str, start: datetime, end: datetime, sku: str | None = None
+    ) -> list[HourlyUsage]:
+        sql = "SELECT * FROM hourly_usage WHERE tenant_id = ? AND hour_us >= ? AND hour_us < ?"
+        args: list[object] = [tenant_id, to_micros(start), to_micros(end)]
+        if sku is not None:
+            sql += " AND product_sku = ?"
+            args.append(sku)
+        rows = self._db.query(sql + " ORDER BY hour_us, product_sku, unit", args)
+        return [
+            HourlyUsage(
+                tenant_id=str(t),
+                hour=from_micros(int(str(h))),
+                product_sku=str(s),
+                unit=str(u),
+                quantity=Decimal(str(q)),
+                pulse_count=int(str(c)),
+                first_event=from_micros(int(str(f))),
+                last_event=from_micros(int(str(la))),
+                position=Position(int(str(p)), int(str(o))),
+                unpriced_reason=str(reason),
+            )
+            for t, h, s, u, q, c, f, la, p, o, reason in rows
+        ]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,66 @@
+"""The composition root: chooses and wires the adapters for the configured backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from catalog.products import ProductCatalog, products_from_document
+from ledger.ports import LedgerStore, PulseLog
+from projections.ports import UsageStore
+from pulse.settings import Backend, Settings
+
+SAMPLE_CATALOG = Path(__file__).parent / "sample" / "catalog.yaml"
+
+
+@dataclass
+class Parts:
+    """The adapters one process uses; close() releases them in reverse order."""
+
+    log: PulseLog
+    ledger: LedgerStore
+    usage: UsageStore
+    catalog: ProductCatalog
+
+    def close(self) -> None:
+        self.usage.close()
+        self.ledger.close()
+        self.log.close()
+
+
+def load_catalog(settings: Settings) -> ProductCatalog:
+    path = settings.catalog_file or SAMPLE_CATALOG
+    with path.open() as handle:
+        return ProductCatalog(products_from_document(yaml.safe_load(handle)))
+
+
+def build(settings: Settings) -> Parts:
+    """Adapters for `settings.backend`; the only place that knows concrete classes."""
+    catalog = load_catalog(settings)
+    match settings.backend:
+        case Backend.EMBEDDED:
+            from ledger.sqlite import SQLitePulseLog
+            from ledger.sqlite_store import SQLiteLedgerStore
+            from projections.sqlite import SQLiteUsageStore
+
+            root = settings.embedded.path
+            return Parts(
+                log=SQLitePulseLog(root / "log.sqlite", settings.embedded.partitions),
+                ledger=SQLiteLedgerStore(root / "ledger.sqlite"),
+                usage=SQLiteUsageStore(root / "usage.sqlite"),
+                catalog=catalog,
+            )
+        case Backend.SERVERS:
+            from ledger.kafka import KafkaPulseLog
+            from ledger.scylla import ScyllaLedgerStore, connect
+            from projections.scylla import ScyllaUsageStore
+
+            session = connect(settings.cql)
+            return Parts(
+                log=KafkaPulseLog(settings.kafka),
+                ledger=ScyllaLedgerStore(session, settings.cql.keyspace),
+                usage=ScyllaUsageStore(session, settings.cql.keyspace),
+                catalog=catalog,
+            )

@@ -1,0 +1,81 @@
+"""A small gRPC client of the ingestor, used by `pulse send`, the demo, tests and benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+import grpc
+
+from ledger.model import to_micros
+from proto.pulse.v1 import pulse_pb2
+
+_METHOD = "/pulse.v1.IngestService/Ingest"
+
+
+def make_pulse(
+    pulse_id: str,
+    tenant_id: str,
+    sku: str,
+    amount: Decimal | str,
+    unit: str,
+    occurred_at: datetime,
+    *,
+    resource_id: str = "",
+    region: str = "",
+    source: str = "",
+    attributes: Mapping[str, str] | None = None,
+) -> pulse_pb2.Pulse:
+    message = pulse_pb2.Pulse(
+        pulse_id=pulse_id,
+        tenant_id=tenant_id,
+        product_sku=sku,
+        used_amount=str(amount),
+        use_unit=unit,
+        resource_id=resource_id,
+        region=region,
+        source=source,
+        attributes=dict(attributes or {}),
+    )
+    micros = to_micros(occurred_at)
+    message.occurred_at.seconds = micros // 1_000_000
+    message.occurred_at.nanos = (micros % 1_000_000) * 1000
+    return message
+
+
+class IngestClient:
+    def __init__(self, target: str, *, max_message_bytes: int = 64 * 1024 * 1024) -> None:
+        self.channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+            ],
+        )
+        self._ingest = self.channel.unary_unary(
+            _METHOD,
+            request_serializer=pulse_pb2.IngestRequest.SerializeToString,
+            response_deserializer=pulse_pb2.IngestResponse.FromString,
+        )
+        self._raw = self.channel.unary_unary(
+            _METHOD,
+            request_serializer=None,
+            response_deserializer=pulse_pb2.IngestResponse.FromString,
+        )
+
+    def ingest(
+        self, pulses: Sequence[pulse_pb2.Pulse], timeout: float = 30.0
+    ) -> list[pulse_pb2.PulseResult]:
+        response: pulse_pb2.IngestResponse = self._ingest(
+            pulse_pb2.IngestRequest(pulses=pulses), timeout=timeout
+        )
+        return list(response.results)
+
+    def ingest_bytes(self, payload: bytes, timeout: float = 30.0) -> pulse_pb2.IngestResponse:
+        """Sends raw bytes as the request (for hostile-input tests)."""
+        response: pulse_pb2.IngestResponse = self._raw(payload, timeout=timeout)
+        return response
+
+    def close(self) -> None:
+        self.channel.close()

@@ -1,0 +1,101 @@
+"""Runs the pipeline's roles (ingestor, writer, projector, api) in this process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import grpc
+
+from ingestor.server import IngestServicer, create_server
+from ledger.writer import LedgerWriter
+from projections.runner import HourlyProjector, ProjectorSettings
+from pulse.bootstrap import Parts
+from pulse.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    """Handles of the roles started by `start`; stop() drains and joins them."""
+
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    grpc_server: grpc.Server | None = None
+    grpc_port: int = 0
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.grpc_server is not None:
+            # Stops accepting, lets in-flight batches finish (they answer only after delivery).
+            self.grpc_server.stop(grace).wait()
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=grace + 10)
+
+
+def start(
+    settings: Settings, parts: Parts, roles: set[str], *, grpc_address: str | None = None
+) -> Running:
+    """Starts the requested roles of {"ingestor", "writer", "projector"}."""
+    running = Running()
+    if "ingestor" in roles:
+        servicer = IngestServicer(
+            parts.log,
+            parts.catalog.billing_unit,
+            max_batch=settings.ingest.max_batch,
+            future_skew=timedelta(seconds=settings.ingest.future_skew_seconds),
+        )
+        server, port = create_server(
+            servicer,
+            grpc_address or settings.ingest.address,
+            max_message_bytes=settings.ingest.max_message_bytes,
+        )
+        server.start()
+        running.grpc_server, running.grpc_port = server, port
+        log.info("ingestor listening on port %d", port)
+    if "writer" in roles:
+        writer = LedgerWriter(
+            parts.log,
+            parts.ledger,
+            parts.log.consumer(settings.kafka.writer_group),
+            stop=running.stop_event,
+        )
+        running.threads.append(_thread("writer", writer.run))
+    if "projector" in roles:
+        projector = HourlyProjector(
+            parts.log,
+            parts.log.consumer(settings.kafka.projector_group),
+            parts.ledger,
+            parts.usage,
+            parts.catalog.billing_unit,
+            ProjectorSettings(writer_group=settings.kafka.writer_group),
+            stop=running.stop_event,
+        )
+        running.threads.append(_thread("projector", projector.run))
+    return running
+
+
+def _thread(name: str, target: object) -> threading.Thread:
+    def guarded() -> None:
+        try:
+            target()  # type: ignore[operator]
+        except Exception:
+            log.exception("%s stopped on an unexpected error", name)
+            raise
+
+    thread = threading.Thread(target=guarded, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def caught_up(settings: Settings, parts: Parts) -> bool:
+    """True when writer and projector have both committed everything in the log."""
+    ends = {p: o for p, o in parts.log.end_offsets().items() if o > 0}
+    for group in (settings.kafka.writer_group, settings.kafka.projector_group):
+        committed = parts.log.committed(group)
+        if any(committed.get(p, 0) < o for p, o in ends.items()):
+            return False
+    return True

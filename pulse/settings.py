@@ -1,0 +1,103 @@
+"""The one settings model of pulse-ledger, read once at the entry point (prefix PULSE_)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Backend(StrEnum):
+    """Which adapters the composition root wires."""
+
+    EMBEDDED = "embedded"  # SQLite log + SQLite ledger, one process, no servers
+    SERVERS = "servers"  # Apache Kafka + ScyllaDB/Cassandra
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "resource-consumption"
+    dlq_topic: str = "resource-consumption.dlq"
+    partitions: int = Field(default=6, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1)
+    writer_group: str = "pulse-ledger-writer"
+    projector_group: str = "pulse-ledger-projector"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+
+class CqlSettings(_Section):
+    contact_points: str = "127.0.0.1"
+    port: int = Field(default=9042, ge=1, le=65535)
+    keyspace: str = Field(default="pulse_ledger", pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    flavor: str = Field(default="cassandra", pattern=r"^(cassandra|scylla)$")
+    replication_factor: int = Field(default=1, ge=1)
+    username: str | None = None
+    password: SecretStr | None = None
+
+    def hosts(self) -> list[str]:
+        return [h.strip() for h in self.contact_points.split(",") if h.strip()]
+
+
+class EmbeddedSettings(_Section):
+    path: Path = Path(".pulse-data/embedded")
+    partitions: int = Field(default=4, ge=1, le=64)
+
+
+class IngestSettings(_Section):
+    address: str = "127.0.0.1:50051"
+    max_batch: int = Field(default=2000, ge=1)
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    future_skew_seconds: int = Field(default=300, ge=0)
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
+class DevSettings(_Section):
+    """Where `pulse dev` keeps jars, data and logs of the local Kafka and Cassandra."""
+
+    home: Path = Path(".pulse-dev")
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    cql_port: int = Field(default=9042, ge=1, le=65535)
+    cassandra_storage_port: int = Field(default=7000, ge=1, le=65535)
+    cassandra_jmx_port: int = Field(default=7199, ge=1, le=65535)
+    java: str = "java"
+    kafka_heap: str = "768m"
+    cassandra_heap: str = "1G"
+    start_timeout_seconds: float = Field(default=180.0, gt=0)
+    stop_timeout_seconds: float = Field(default=60.0, gt=0)  # SIGTERM grace before SIGKILL
+    maven: str = "mvn"  # resolves the server jars from Maven Central on first `up`
+
+
+class Settings(BaseSettings):
+    """Effective configuration; nested fields use `__`, e.g. PULSE_KAFKA__BOOTSTRAP_SERVERS."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PULSE_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    backend: Backend = Backend.EMBEDDED
+    # Product list used to convert usage to billing units; the packaged sample when unset.
+    catalog_file: Path | None = None
+    kafka: KafkaSettings = KafkaSettings()
+    cql: CqlSettings = CqlSettings()
+    embedded: EmbeddedSettings = EmbeddedSettings()
+    ingest: IngestSettings = IngestSettings()
+    api: ApiSettings = ApiSettings()
+    dev: DevSettings = DevSettings()
+
+
+def masked(settings: Settings) -> dict[str, object]:
+    """Settings as plain data with every secret replaced by asterisks."""
+    return settings.model_dump(mode="json")  # SecretStr dumps as '**********'
