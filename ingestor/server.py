@@ -59,7 +59,8 @@ class IngestServicer:
     ) -> pulse_pb2.IngestResponse:
         if isinstance(request, _Undecodable):
             context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"request: not an IngestRequest ({request.reason})"
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request: not an IngestRequest ({request.reason})",
             )
         count = len(request.pulses)
         if count == 0:
@@ -69,7 +70,10 @@ class IngestServicer:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"pulses: the batch has {count} pulses; at most {self._max_batch} per request",
             )
-        arrival = datetime.now(UTC)
+        now = datetime.now(UTC)
+        # Kafka timestamps are milliseconds: stamp arrival at that precision everywhere so
+        # the embedded and the Kafka backends store the same arrival time.
+        arrival = now.replace(microsecond=now.microsecond // 1000 * 1000)
         checked = check_batch(request.pulses, arrival, self._future_skew, self._billing_unit_of)
         if checked.records:
             try:

@@ -1,4 +1,4 @@
-"""Ports of the ledger: the pulse log (Kafka or SQLite) and the ledger store (ScyllaDB or SQLite)."""
+"""Ports of the ledger: the pulse log (Kafka, SQLite) and the ledger store (ScyllaDB, SQLite)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SQLite adapters of the ledger ports for the embedded default: SQLitePulseLog, SQLiteLedgerStore."""
+"""SQLitePulseLog: the embedded pulse log (partitions, offsets, groups) in one SQLite file."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 
 from ledger.errors import Unavailable
-from ledger.model import LedgerEvent, LogRecord, Position, Pulse, from_micros, to_micros
-from ledger.ports import ConflictRecord, DeadLetter, LogConsumer, OutgoingRecord
+from ledger.model import LogRecord, Position, from_micros, to_micros
+from ledger.ports import DeadLetter, LogConsumer, OutgoingRecord
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -123,7 +122,7 @@ class SQLitePulseLog:
         )
         return [
             DeadLetter(
-                LogRecord(Position(int(p), int(o)), from_micros(int(t)), bytes(k), bytes(v)),  # type: ignore[call-overload, arg-type]
+                LogRecord(Position(int(p), int(o)), from_micros(int(t)), bytes(k), bytes(v)),  # type: ignore[call-overload]
                 str(reason),
                 str(detail),
             )
@@ -154,14 +153,17 @@ class SQLitePulseLog:
 
     # used by the consumer
     def _read(self, part: int, start: int, limit: int, stop: int | None) -> list[LogRecord]:
-        sql = "SELECT offset, timestamp_us, key, value FROM records WHERE partition = ? AND offset >= ?"
+        sql = (
+            "SELECT offset, timestamp_us, key, value FROM records "
+            "WHERE partition = ? AND offset >= ?"
+        )
         args: list[object] = [part, start]
         if stop is not None:
             sql += " AND offset < ?"
             args.append(stop)
         rows = self._db.query(sql + " ORDER BY offset LIMIT ?", [*args, limit])
         return [
-            LogRecord(Position(part, int(o)), from_micros(int(t)), bytes(k), bytes(v))  # type: ignore[call-overload, arg-type]
+            LogRecord(Position(part, int(o)), from_micros(int(t)), bytes(k), bytes(v))  # type: ignore[call-overload]
             for o, t, k, v in rows
         ]
 

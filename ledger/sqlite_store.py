@@ -54,9 +54,7 @@ def _row_values(event: LedgerEvent) -> tuple[object, ...]:
 
 
 def _event(row: Sequence[object]) -> LedgerEvent:
-    (tenant, pid, sku, amount, unit, occ, res, region, source, attrs, digest, part, off, arr) = (
-        row
-    )
+    (tenant, pid, sku, amount, unit, occ, res, region, source, attrs, digest, part, off, arr) = row
     pulse = Pulse(
         pulse_id=str(pid),
         tenant_id=str(tenant),
@@ -141,7 +139,9 @@ class SQLiteLedgerStore:
         return [from_micros(int(str(r[0]))) for r in rows]
 
     def tenants(self) -> list[str]:
-        return [str(r[0]) for r in self._db.query("SELECT DISTINCT tenant_id FROM pulses ORDER BY 1")]
+        return [
+            str(r[0]) for r in self._db.query("SELECT DISTINCT tenant_id FROM pulses ORDER BY 1")
+        ]
 
     def conflicts(self, tenant_id: str) -> list[ConflictRecord]:
         rows = self._db.query(

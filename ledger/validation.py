@@ -131,7 +131,7 @@ def _check_tenant(value: str) -> tuple[str, str] | None:
 def _parse_amount(text: str) -> Decimal | str:
     """The amount, or the reason it is not acceptable."""
     if not text:
-        return "is required (a decimal string such as \"12.5\")"
+        return 'is required (a decimal string such as "12.5")'
     if len(text) > MAX_AMOUNT_TEXT:
         return f"is {len(text)} characters; at most {MAX_AMOUNT_TEXT} allowed"
     try:

@@ -44,7 +44,9 @@ def rebuild(
     """Re-derives every tenant-hour of the ledger; returns how many."""
     done = 0
     for tenant in store.tenants():
-        done += project_hours(((tenant, h) for h in store.hours(tenant)), store, usage, billing_unit_of)
+        done += project_hours(
+            ((tenant, h) for h in store.hours(tenant)), store, usage, billing_unit_of
+        )
         progress(done)
     return done
 

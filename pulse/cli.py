@@ -1,4 +1,4 @@
-"""The `pulse` command line: one entry point that builds settings once and maps errors to exit codes."""
+"""The `pulse` command line: builds settings once per command and maps errors to exit codes."""
 
 from __future__ import annotations
 
@@ -34,15 +34,18 @@ err = Console(stderr=True)
 
 EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 2, 3, 4
 
+
 def _settings(embedded: bool = False) -> Settings:
     settings = Settings()
     if embedded:
         settings = settings.model_copy(update={"backend": Backend.EMBEDDED})
     return settings
 
+
 def _fail(message: str, code: int) -> typer.Exit:
     err.print(f"[red]error:[/] {message}")
     return typer.Exit(code)
+
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
@@ -50,6 +53,7 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
 
 @app.command()
 def demo(
@@ -65,6 +69,7 @@ def demo(
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     raise typer.Exit(run_demo(console, data_dir))
+
 
 @app.command()
 def serve(
@@ -104,6 +109,7 @@ def serve(
     running.stop()
     parts.close()
 
+
 @app.command()
 def migrate() -> None:
     """Create the keyspace, tables and topics (idempotent; records applied versions).
@@ -116,10 +122,15 @@ def migrate() -> None:
     for line in run_migrations(settings):
         console.print(line)
 
+
 @config_app.command("check")
 def config_check() -> None:
-    """Print the effective settings (secrets masked). Example: PULSE_BACKEND=servers pulse config check"""
+    """Print the effective settings (secrets masked).
+
+    Example: PULSE_BACKEND=servers pulse config check
+    """
     console.print_json(json.dumps(masked(_settings())))
+
 
 def _parse_day(text: str, option: str) -> datetime:
     try:
@@ -127,6 +138,7 @@ def _parse_day(text: str, option: str) -> datetime:
     except ValueError:
         raise _fail(f"{option}: {text!r} is not an ISO date or time (e.g. 2026-11-01)", 2) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
 
 @app.command()
 def usage(
@@ -158,7 +170,12 @@ def usage(
     if as_json:
         print(usage_json(tenant, rows))
     else:
-        console.print(usage_table(f"usage of {tenant} {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC", rows))
+        console.print(
+            usage_table(
+                f"usage of {tenant} {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC", rows
+            )
+        )
+
 
 @app.command()
 def rebuild(embedded: bool = False) -> None:
@@ -166,8 +183,8 @@ def rebuild(embedded: bool = False) -> None:
 
     Example: pulse rebuild
     """
-    from pulse.bootstrap import build
     from projections.runner import rebuild as rebuild_all
+    from pulse.bootstrap import build
 
     parts = build(_settings(embedded))
     try:
@@ -182,11 +199,14 @@ def rebuild(embedded: bool = False) -> None:
         parts.close()
     console.print(f"re-derived {done} tenant-hours from the ledger")
 
+
 @app.command()
 def send(
     target: Annotated[str, typer.Option(help="ingestor address")] = "127.0.0.1:50051",
     total: Annotated[int, typer.Option(help="pulses to send", min=1)] = 10_000,
-    rate: Annotated[float, typer.Option(help="pulses per second (0 = as fast as possible)", min=0)] = 0,
+    rate: Annotated[
+        float, typer.Option(help="pulses per second (0 = as fast as possible)", min=0)
+    ] = 0,
     tenants: Annotated[int, typer.Option(min=1)] = 10,
     skus: Annotated[int, typer.Option(min=1, max=6)] = 3,
     duplicate_ratio: Annotated[float, typer.Option(min=0, max=1)] = 0.0,
@@ -205,6 +225,7 @@ def send(
     if report.errors:
         raise typer.Exit(EXIT_UNAVAILABLE)
 
+
 @dlq_app.command("list")
 def dlq_list(embedded: bool = False, limit: int = 50) -> None:
     """List dead-lettered records with their reason. Example: pulse dlq list --embedded"""
@@ -218,6 +239,7 @@ def dlq_list(embedded: bool = False, limit: int = 50) -> None:
     for letter in letters:
         console.print(f"{letter.record.position}  {letter.reason}: {letter.detail}")
     console.print(f"{len(letters)} dead-lettered record(s) shown")
+
 
 def main() -> None:
     try:
@@ -234,5 +256,3 @@ def main() -> None:
     except LedgerError as exc:
         err.print(f"[red]error:[/] {exc}")
         sys.exit(1)
-
-_ = timedelta  # re-exported for type checkers of callers

@@ -70,14 +70,20 @@ def _drive(console: Console, settings: Settings, parts: Parts, port: int) -> int
         time.sleep(0.05)
     console.print(f"ingest results: {dict(statuses)}")
     for tenant in TENANTS:
-        events = sum(len(parts.ledger.events_in_hour(tenant, h)) for h in parts.ledger.hours(tenant))
+        events = sum(
+            len(parts.ledger.events_in_hour(tenant, h)) for h in parts.ledger.hours(tenant)
+        )
         conflicts = parts.ledger.conflicts(tenant)
         console.print(
             f"\n[bold]{tenant}[/]: {events} pulses in the ledger, {len(conflicts)} conflict(s)"
-            + "".join(f"\n  conflict: {c.event.pulse.pulse_id} (kept the first payload)"
-                      for c in conflicts)
+            + "".join(
+                f"\n  conflict: {c.event.pulse.pulse_id} (kept the first payload)"
+                for c in conflicts
+            )
         )
-        console.print(_hourly_table(tenant, parts.usage.usage(tenant, day, day + timedelta(days=1))))
+        console.print(
+            _hourly_table(tenant, parts.usage.usage(tenant, day, day + timedelta(days=1)))
+        )
     return 0
 
 

@@ -51,7 +51,11 @@ def usage_table(title: str, rows: list[dict[str, str]]) -> Table:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for row in rows:
         table.add_row(
-            row["period"], row["product_sku"], row["quantity"], row["unit"], row["pulses"],
+            row["period"],
+            row["product_sku"],
+            row["quantity"],
+            row["unit"],
+            row["pulses"],
             row["priced"] if not row["note"] else f"no: {row['note']}",
         )
     return table

@@ -1,0 +1,325 @@
+"""KafkaPulseLog: the pulse log on Apache Kafka; the only module that wraps confluent-kafka."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from ledger.errors import Unavailable
+from ledger.model import LogRecord, Position, from_micros, to_micros
+from ledger.ports import DeadLetter, LogConsumer, OutgoingRecord
+from pulse.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+# Commit failures that only mean "a rebalance moved this partition": the new owner re-reads
+# from the last commit and the ledger's idempotent writes absorb the repeat.
+_REBALANCE_CODES = {
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError._NO_OFFSET,
+}
+
+
+def _base_config(settings: KafkaSettings) -> dict[str, Any]:
+    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers}
+    if settings.sasl_username and settings.sasl_password:
+        config |= {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanisms": "PLAIN",
+            "sasl.username": settings.sasl_username,
+            "sasl.password": settings.sasl_password.get_secret_value(),
+        }
+    return config
+
+
+class _Pending:
+    """Counts delivery reports of one publish call."""
+
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._lock = threading.Lock()
+        self.done = threading.Event()
+        self.errors: list[str] = []
+        if count == 0:
+            self.done.set()
+
+    def report(self, error: KafkaError | None, _message: Message) -> None:
+        with self._lock:
+            if error is not None:
+                self.errors.append(str(error))
+            self._left -= 1
+            if self._left == 0:
+                self.done.set()
+
+
+class KafkaPulseLog:
+    """Idempotent producer (acks=all) with a background poller for delivery reports."""
+
+    def __init__(self, settings: KafkaSettings, *, delivery_timeout: float = 10.0) -> None:
+        self._settings = settings
+        self._delivery_timeout = delivery_timeout
+        self._producer = Producer(
+            _base_config(settings)
+            | {
+                "enable.idempotence": True,  # implies acks=all and ordered, no-duplicate retries
+                "acks": "all",
+                "linger.ms": 5,
+                "batch.num.messages": 10000,
+                "queue.buffering.max.messages": 500000,
+                "compression.type": "lz4",
+                "message.timeout.ms": int(delivery_timeout * 1000),
+            }
+        )
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._poll_forever, name="kafka-poller", daemon=True)
+        self._poller.start()
+        self._offset_readers: dict[str, Consumer] = {}
+        self._readers_lock = threading.Lock()
+        self._partitions: list[int] | None = None
+
+    def _poll_forever(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.05)
+
+    def publish(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
+        self._produce(
+            self._settings.topic,
+            [(r.key, r.value, None) for r in records],
+            # The record timestamp is arrival time, never event time: retention counts from
+            # it, so back-dated pulses are not deleted before the writer stores them.
+            to_micros(arrival) // 1000,
+        )
+
+    def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        items = []
+        for letter in letters:
+            rec = letter.record
+            headers = [
+                ("reason", letter.reason.encode()),
+                ("detail", letter.detail.encode()),
+                ("source.topic", self._settings.topic.encode()),
+                ("source.partition", str(rec.position.partition).encode()),
+                ("source.offset", str(rec.position.offset).encode()),
+                ("source.timestamp_ms", str(to_micros(rec.arrival) // 1000).encode()),
+            ]
+            items.append((rec.key, rec.value, headers))
+        self._produce(self._settings.dlq_topic, items, None)
+
+    def _produce(
+        self,
+        topic: str,
+        items: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]] | None]],
+        timestamp_ms: int | None,
+    ) -> None:
+        pending = _Pending(len(items))
+        for key, value, headers in items:
+            kwargs: dict[str, Any] = {"on_delivery": pending.report}
+            if timestamp_ms is not None:
+                kwargs["timestamp"] = timestamp_ms
+            if headers:
+                kwargs["headers"] = headers
+            while True:
+                try:
+                    self._producer.produce(topic, value=value, key=key, **kwargs)
+                    break
+                except BufferError:
+                    self._producer.poll(0.01)  # local queue full: let deliveries drain
+                except KafkaException as exc:
+                    raise Unavailable(f"producing to {topic}: {exc}") from exc
+        if not pending.done.wait(self._delivery_timeout + 5):
+            raise Unavailable(f"{topic}: delivery not confirmed within {self._delivery_timeout} s")
+        if pending.errors:
+            raise Unavailable(f"{topic}: {len(pending.errors)} not stored: {pending.errors[0]}")
+
+    def partitions(self) -> list[int]:
+        if self._partitions is None:
+            reader = self._offset_reader("pulse-ledger-metadata")
+            try:
+                meta = reader.list_topics(self._settings.topic, timeout=10)
+            except KafkaException as exc:
+                raise Unavailable(f"listing {self._settings.topic}: {exc}") from exc
+            topic = meta.topics.get(self._settings.topic)
+            if topic is None or topic.error is not None or not topic.partitions:
+                raise Unavailable(f"topic {self._settings.topic} not found (run `pulse migrate`)")
+            self._partitions = sorted(topic.partitions)
+        return self._partitions
+
+    def _offset_reader(self, group: str) -> Consumer:
+        # A consumer that never subscribes does not join the group; it only reads offsets.
+        with self._readers_lock:
+            reader = self._offset_readers.get(group)
+            if reader is None:
+                reader = Consumer(
+                    _base_config(self._settings) | {"group.id": group, "enable.auto.commit": False}
+                )
+                self._offset_readers[group] = reader
+            return reader
+
+    def committed(self, group: str) -> dict[int, int]:
+        tps = [TopicPartition(self._settings.topic, p) for p in self.partitions()]
+        try:
+            got = self._offset_reader(group).committed(tps, timeout=10)
+        except KafkaException as exc:
+            raise Unavailable(f"committed offsets of {group}: {exc}") from exc
+        return {tp.partition: tp.offset for tp in got if tp.offset >= 0}
+
+    def end_offsets(self) -> dict[int, int]:
+        reader = self._offset_reader("pulse-ledger-metadata")
+        ends = {}
+        for p in self.partitions():
+            try:
+                _low, high = reader.get_watermark_offsets(
+                    TopicPartition(self._settings.topic, p), timeout=10
+                )
+            except KafkaException as exc:
+                raise Unavailable(f"end offset of partition {p}: {exc}") from exc
+            ends[p] = high
+        return ends
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        consumer = Consumer(
+            _base_config(self._settings)
+            | {"group.id": "pulse-ledger-dlq-reader", "enable.auto.commit": False}
+        )
+        try:
+            meta = consumer.list_topics(self._settings.dlq_topic, timeout=10)
+            parts = sorted(meta.topics[self._settings.dlq_topic].partitions)
+            ends = {
+                p: consumer.get_watermark_offsets(
+                    TopicPartition(self._settings.dlq_topic, p), timeout=10
+                )
+                for p in parts
+            }
+            consumer.assign([TopicPartition(self._settings.dlq_topic, p, 0) for p in parts])
+            wanted = sum(min(high - low, limit) for low, high in ends.values())
+            letters: list[DeadLetter] = []
+            while len(letters) < min(wanted, limit):
+                batch = consumer.consume(min(500, limit), timeout=5)
+                if not batch:
+                    break
+                letters.extend(_letter(m) for m in batch if m.error() is None)
+            return letters[:limit]
+        except KafkaException as exc:
+            raise Unavailable(f"reading {self._settings.dlq_topic}: {exc}") from exc
+        finally:
+            consumer.close()
+
+    def consumer(self, group: str) -> LogConsumer:
+        return KafkaLogConsumer(self._settings, group)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._poller.join(timeout=5)
+        self._producer.flush(10)
+        for reader in self._offset_readers.values():
+            reader.close()
+
+
+def _letter(message: Message) -> DeadLetter:
+    headers: dict[str, str] = {}
+    raw: Any = message.headers() or []
+    for key, value in raw:
+        if isinstance(value, bytes):
+            headers[str(key)] = value.decode()
+    position = Position(
+        int(headers.get("source.partition", -1)), int(headers.get("source.offset", -1))
+    )
+    arrival = from_micros(int(headers.get("source.timestamp_ms", 0)) * 1000)
+    record = LogRecord(position, arrival, message.key() or b"", message.value() or b"")
+    return DeadLetter(record, headers.get("reason", ""), headers.get("detail", ""))
+
+
+class KafkaLogConsumer:
+    """A group member: subscribe() for live work, seek() switches to explicit assignment."""
+
+    def __init__(self, settings: KafkaSettings, group: str) -> None:
+        self._topic = settings.topic
+        self._consumer = Consumer(
+            _base_config(settings)
+            | {
+                "group.id": group,
+                "enable.auto.commit": False,  # offsets are committed after the durable write
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+                "fetch.min.bytes": 1,
+                "max.poll.interval.ms": 300000,
+            }
+        )
+        self._consumer.subscribe([self._topic])
+
+    def poll(
+        self, max_records: int, timeout: float, below: Mapping[int, int] | None = None
+    ) -> list[LogRecord]:
+        try:
+            messages = self._consumer.consume(max_records, timeout)
+        except KafkaException as exc:
+            raise Unavailable(f"consuming {self._topic}: {exc}") from exc
+        out: list[LogRecord] = []
+        held_back: dict[int, int] = {}
+        for m in messages:
+            error = m.error()
+            if error is not None:
+                log.warning("consumer error on %s: %s", self._topic, error)
+                continue
+            part, offset = m.partition(), m.offset()
+            if part is None or offset is None:
+                continue
+            if part in held_back:
+                continue
+            if below is not None and offset >= below.get(part, 0):
+                held_back[part] = offset
+                continue
+            _kind, stamp = m.timestamp()
+            out.append(
+                LogRecord(
+                    Position(part, offset),
+                    from_micros(stamp * 1000),
+                    m.key() or b"",
+                    m.value() or b"",
+                )
+            )
+        for part, offset in held_back.items():
+            # Not yet in the ledger: read it again later.
+            try:
+                self._consumer.seek(TopicPartition(self._topic, part, offset))
+            except KafkaException as exc:
+                log.info("seek back on partition %d failed (rebalanced?): %s", part, exc)
+        if held_back and not out:
+            threading.Event().wait(timeout)
+        return out
+
+    def commit(self, records: Sequence[LogRecord]) -> None:
+        next_offsets: dict[int, int] = {}
+        for r in records:
+            next_offsets[r.position.partition] = max(
+                next_offsets.get(r.position.partition, 0), r.position.offset + 1
+            )
+        if not next_offsets:
+            return
+        try:
+            self._consumer.commit(
+                offsets=[TopicPartition(self._topic, p, o) for p, o in next_offsets.items()],
+                asynchronous=False,
+            )
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, KafkaError) and error.code() in _REBALANCE_CODES:
+                log.info("commit skipped after a rebalance: %s", error)
+                return
+            raise Unavailable(f"committing offsets on {self._topic}: {exc}") from exc
+
+    def seek(self, positions: Sequence[Position]) -> None:
+        self._consumer.unsubscribe()
+        self._consumer.assign(
+            [TopicPartition(self._topic, p.partition, p.offset) for p in positions]
+        )
+
+    def close(self) -> None:
+        self._consumer.close()

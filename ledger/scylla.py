@@ -1,0 +1,271 @@
+"""ScyllaLedgerStore: the ledger on ScyllaDB/Cassandra (CQL), plus the shared session setup."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from cassandra import DriverException, RequestExecutionException
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import Cluster, NoHostAvailable, Session
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
+
+from ledger.errors import Unavailable
+from ledger.model import LedgerEvent, Position, Pulse, from_micros, hour_of, to_micros
+from ledger.ports import ConflictRecord
+from pulse.settings import CqlSettings
+
+# Rows per single-partition batch: keeps batches well under Cassandra's 50 KiB failure limit.
+BATCH_ROWS = 32
+CONCURRENCY = 64
+
+
+def connect(settings: CqlSettings) -> Session:
+    """A session on the cluster (no keyspace: adapters qualify every table)."""
+    auth = None
+    if settings.username and settings.password:
+        auth = PlainTextAuthProvider(settings.username, settings.password.get_secret_value())
+    cluster = Cluster(settings.hosts(), port=settings.port, auth_provider=auth, protocol_version=4)
+    try:
+        return cluster.connect()
+    except (NoHostAvailable, DriverException) as exc:
+        cluster.shutdown()
+        raise Unavailable(f"CQL at {settings.contact_points}:{settings.port}: {exc}") from exc
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Driver errors become Unavailable once, here; nothing else leaves the adapter."""
+    try:
+        yield
+    except (NoHostAvailable, RequestExecutionException, DriverException, OSError) as exc:
+        raise Unavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+def run_concurrent(
+    session: Session, statement: PreparedStatement, args: Sequence[Sequence[object]]
+) -> list[Any]:
+    """Executes one statement per argument tuple; fails if any of them failed."""
+    if not args:
+        return []
+    results = execute_concurrent_with_args(
+        session, statement, args, concurrency=CONCURRENCY, raise_on_first_error=True
+    )
+    return [rows for _ok, rows in results]
+
+
+class ScyllaLedgerStore:
+    """Ledger tables of cql/tables/001_ledger.cql."""
+
+    def __init__(self, session: Session, keyspace: str) -> None:
+        self._session = session
+        ks = keyspace
+        p = session.prepare
+        with translated("preparing ledger statements"):
+            self._seen = p(
+                f"SELECT payload_hash FROM {ks}.pulses_by_id WHERE tenant_id=? AND pulse_id=?"
+            )
+            self._insert_event = p(
+                f"INSERT INTO {ks}.pulses_by_hour (tenant_id, hour, pulse_id, product_sku, "
+                "used_amount, use_unit, occurred_at, occurred_at_us, arrival, kafka_partition, "
+                "kafka_offset, resource_id, region, source, attributes, payload_hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            )
+            self._insert_hour = p(f"INSERT INTO {ks}.ledger_hours (tenant_id, hour) VALUES (?, ?)")
+            self._insert_tenant = p(
+                f"INSERT INTO {ks}.ledger_tenants (bucket, tenant_id) VALUES (0, ?)"
+            )
+            self._insert_mark = p(
+                f"INSERT INTO {ks}.pulses_by_id (tenant_id, pulse_id, hour, payload_hash, "
+                "kafka_partition, kafka_offset, arrival) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            )
+            self._insert_conflict = p(
+                f"INSERT INTO {ks}.pulse_conflicts (tenant_id, pulse_id, kafka_partition, "
+                "kafka_offset, payload_hash, existing_hash, product_sku, used_amount, use_unit, "
+                "occurred_at_us, arrival, resource_id, region, source, attributes) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            )
+            cols = (
+                "tenant_id, pulse_id, product_sku, used_amount, use_unit, occurred_at_us, "
+                "resource_id, region, source, attributes, payload_hash, kafka_partition, "
+                "kafka_offset, arrival"
+            )
+            self._hour_events = p(
+                f"SELECT {cols} FROM {ks}.pulses_by_hour WHERE tenant_id=? AND hour=?"
+            )
+            self._get_mark = p(
+                f"SELECT hour FROM {ks}.pulses_by_id WHERE tenant_id=? AND pulse_id=?"
+            )
+            self._get_event = p(
+                f"SELECT {cols} FROM {ks}.pulses_by_hour "
+                "WHERE tenant_id=? AND hour=? AND pulse_id=?"
+            )
+            self._hours = p(f"SELECT hour FROM {ks}.ledger_hours WHERE tenant_id=?")
+            self._tenants = p(f"SELECT tenant_id FROM {ks}.ledger_tenants WHERE bucket=0")
+            self._conflicts = p(
+                "SELECT tenant_id, pulse_id, product_sku, used_amount, use_unit, occurred_at_us, "
+                "resource_id, region, source, attributes, payload_hash, kafka_partition, "
+                f"kafka_offset, arrival, existing_hash FROM {ks}.pulse_conflicts WHERE tenant_id=?"
+            )
+
+    def seen(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        with translated("reading the dedup index"):
+            results = run_concurrent(self._session, self._seen, keys)
+        found: dict[tuple[str, str], str] = {}
+        for key, rows in zip(keys, results, strict=True):
+            row = rows.one() if hasattr(rows, "one") else (rows[0] if rows else None)
+            if row is not None:
+                found[key] = row.payload_hash
+        return found
+
+    def append(self, events: Sequence[LedgerEvent]) -> None:
+        if not events:
+            return
+        by_partition: dict[tuple[str, datetime], list[LedgerEvent]] = defaultdict(list)
+        for event in events:
+            by_partition[(event.pulse.tenant_id, event.hour)].append(event)
+        with translated("writing ledger events"):
+            # 1. event rows, in single-partition batches (atomic per partition);
+            futures = []
+            for group in by_partition.values():
+                for i in range(0, len(group), BATCH_ROWS):
+                    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                    for event in group[i : i + BATCH_ROWS]:
+                        batch.add(self._insert_event, self._event_values(event))
+                    futures.append(self._session.execute_async(batch))
+            for future in futures:
+                future.result()
+            # 2. hour and tenant listings (idempotent upserts);
+            hours = list(by_partition)
+            run_concurrent(self._session, self._insert_hour, hours)
+            run_concurrent(
+                self._session, self._insert_tenant, [(t,) for t in {t for t, _ in hours}]
+            )
+            # 3. only now the dedup marks: a crash before this line leaves ids unmarked, so the
+            #    redelivered batch writes the same rows again instead of skipping them.
+            run_concurrent(
+                self._session,
+                self._insert_mark,
+                [
+                    (
+                        e.pulse.tenant_id,
+                        e.pulse.pulse_id,
+                        e.hour,
+                        e.payload_hash,
+                        e.position.partition,
+                        e.position.offset,
+                        e.arrival,
+                    )
+                    for e in events
+                ],
+            )
+
+    def record_conflicts(self, conflicts: Sequence[ConflictRecord]) -> None:
+        args = []
+        for c in conflicts:
+            p = c.event.pulse
+            args.append(
+                (
+                    p.tenant_id,
+                    p.pulse_id,
+                    c.event.position.partition,
+                    c.event.position.offset,
+                    c.event.payload_hash,
+                    c.existing_hash,
+                    p.product_sku,
+                    p.used_amount,
+                    p.use_unit,
+                    to_micros(p.occurred_at),
+                    c.event.arrival,
+                    p.resource_id,
+                    p.region,
+                    p.source,
+                    dict(p.attributes),
+                )
+            )
+        with translated("recording conflicts"):
+            run_concurrent(self._session, self._insert_conflict, args)
+
+    def events_in_hour(self, tenant_id: str, hour: datetime) -> list[LedgerEvent]:
+        with translated("reading a ledger hour"):
+            rows = self._session.execute(self._hour_events, (tenant_id, hour_of(hour)))
+            return [_event(r) for r in rows]
+
+    def get(self, tenant_id: str, pulse_id: str) -> LedgerEvent | None:
+        with translated("reading a pulse"):
+            mark = self._session.execute(self._get_mark, (tenant_id, pulse_id)).one()
+            if mark is None:
+                return None
+            row = self._session.execute(self._get_event, (tenant_id, mark.hour, pulse_id)).one()
+            return _event(row) if row is not None else None
+
+    def hours(self, tenant_id: str) -> list[datetime]:
+        with translated("listing ledger hours"):
+            return [_aware(r.hour) for r in self._session.execute(self._hours, (tenant_id,))]
+
+    def tenants(self) -> list[str]:
+        with translated("listing tenants"):
+            return sorted(r.tenant_id for r in self._session.execute(self._tenants))
+
+    def conflicts(self, tenant_id: str) -> list[ConflictRecord]:
+        with translated("reading conflicts"):
+            rows = self._session.execute(self._conflicts, (tenant_id,))
+            return [ConflictRecord(_event(r), r.existing_hash) for r in rows]
+
+    def close(self) -> None:
+        self._session.cluster.shutdown()
+
+    def _event_values(self, e: LedgerEvent) -> tuple[object, ...]:
+        p = e.pulse
+        return (
+            p.tenant_id,
+            e.hour,
+            p.pulse_id,
+            p.product_sku,
+            p.used_amount,
+            p.use_unit,
+            p.occurred_at,
+            to_micros(p.occurred_at),
+            e.arrival,
+            e.position.partition,
+            e.position.offset,
+            p.resource_id,
+            p.region,
+            p.source,
+            dict(p.attributes),
+            e.payload_hash,
+        )
+
+
+def _aware(moment: datetime) -> datetime:
+    """The driver returns naive UTC datetimes; the domain only knows aware ones."""
+    from datetime import UTC
+
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _event(row: Any) -> LedgerEvent:
+    pulse = Pulse(
+        pulse_id=row.pulse_id,
+        tenant_id=row.tenant_id,
+        product_sku=row.product_sku,
+        used_amount=Decimal(row.used_amount),
+        use_unit=row.use_unit,
+        occurred_at=from_micros(row.occurred_at_us),
+        resource_id=row.resource_id or "",
+        region=row.region or "",
+        source=row.source or "",
+        attributes=tuple(sorted((row.attributes or {}).items())),
+    )
+    # arrival is stored at millisecond precision (CQL timestamp), as stamped on the Kafka record
+    return LedgerEvent(
+        pulse,
+        row.payload_hash,
+        Position(row.kafka_partition, row.kafka_offset),
+        _aware(row.arrival),
+    )

@@ -1,0 +1,112 @@
+"""The FastAPI read API: usage, pulses and conflicts of a tenant (app factory, no globals)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+
+from ledger.model import LedgerEvent, plain
+from ledger.ports import LedgerStore
+from projections.ports import UsageStore
+from query.schemas import ConflictResponse, PulseResponse, UsageResponse, UsageRow
+
+
+def _ledger(request: Request) -> LedgerStore:
+    store: LedgerStore = request.app.state.ledger
+    return store
+
+
+def _usage(request: Request) -> UsageStore:
+    store: UsageStore = request.app.state.usage
+    return store
+
+
+Ledger = Annotated[LedgerStore, Depends(_ledger)]
+Usage = Annotated[UsageStore, Depends(_usage)]
+
+
+def _utc(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _pulse(event: LedgerEvent) -> PulseResponse:
+    p = event.pulse
+    return PulseResponse(
+        tenant_id=p.tenant_id,
+        pulse_id=p.pulse_id,
+        product_sku=p.product_sku,
+        used_amount=plain(p.used_amount),
+        use_unit=p.use_unit,
+        occurred_at=p.occurred_at.isoformat(),
+        arrival=event.arrival.isoformat(),
+        ledger_position=str(event.position),
+        payload_hash=event.payload_hash,
+    )
+
+
+def create_app(ledger: LedgerStore, usage: UsageStore) -> FastAPI:
+    app = FastAPI(title="pulse-ledger read API", version="1")
+    app.state.ledger = ledger
+    app.state.usage = usage
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/tenants/{tenant_id}/usage", response_model=UsageResponse)
+    def tenant_usage(
+        tenant_id: str,
+        store: Usage,
+        start: Annotated[datetime, Query(description="inclusive, UTC")],
+        end: Annotated[datetime, Query(description="exclusive, UTC")],
+        sku: str | None = None,
+    ) -> UsageResponse:
+        begin, stop = _utc(start, "start"), _utc(end, "end")
+        if stop <= begin:
+            raise HTTPException(422, "end: must be after start")
+        rows = store.usage(tenant_id, begin, stop, sku)
+        return UsageResponse(
+            tenant_id=tenant_id,
+            start=begin.isoformat(),
+            end=stop.isoformat(),
+            rows=[
+                UsageRow(
+                    hour=r.hour.isoformat(),
+                    product_sku=r.product_sku,
+                    unit=r.unit,
+                    quantity=plain(r.quantity),
+                    pulse_count=r.pulse_count,
+                    priced=r.priced,
+                    unpriced_reason=r.unpriced_reason,
+                    ledger_position=str(r.position),
+                )
+                for r in rows
+            ],
+        )
+
+    @app.get("/v1/tenants/{tenant_id}/pulses/{pulse_id}", response_model=PulseResponse)
+    def one_pulse(tenant_id: str, pulse_id: str, store: Ledger) -> PulseResponse:
+        event = store.get(tenant_id, pulse_id)
+        if event is None:
+            raise HTTPException(404, f"pulse {pulse_id!r} of tenant {tenant_id!r} not found")
+        return _pulse(event)
+
+    @app.get("/v1/tenants/{tenant_id}/conflicts", response_model=list[ConflictResponse])
+    def conflicts(tenant_id: str, store: Ledger) -> list[ConflictResponse]:
+        return [
+            ConflictResponse(
+                pulse_id=c.event.pulse.pulse_id,
+                ledger_position=str(c.event.position),
+                payload_hash=c.event.payload_hash,
+                existing_hash=c.existing_hash,
+                used_amount=plain(c.event.pulse.used_amount),
+                occurred_at=c.event.pulse.occurred_at.isoformat(),
+            )
+            for c in store.conflicts(tenant_id)
+        ]
+
+    return app

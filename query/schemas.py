@@ -1,0 +1,46 @@
+"""Response schemas of the read API, separate from domain types (decimals travel as strings)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class UsageRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    hour: str
+    product_sku: str
+    unit: str
+    quantity: str
+    pulse_count: int
+    priced: bool
+    unpriced_reason: str
+    ledger_position: str
+
+
+class UsageResponse(BaseModel):
+    tenant_id: str
+    start: str
+    end: str
+    rows: list[UsageRow]
+
+
+class PulseResponse(BaseModel):
+    tenant_id: str
+    pulse_id: str
+    product_sku: str
+    used_amount: str
+    use_unit: str
+    occurred_at: str
+    arrival: str
+    ledger_position: str
+    payload_hash: str
+
+
+class ConflictResponse(BaseModel):
+    pulse_id: str
+    ledger_position: str
+    payload_hash: str
+    existing_hash: str
+    used_amount: str
+    occurred_at: str
