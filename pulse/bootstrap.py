@@ -59,7 +59,9 @@ def build(settings: Settings) -> Parts:
 
             session = connect(settings.cql)
             return Parts(
-                log=KafkaPulseLog(settings.kafka),
+                log=KafkaPulseLog(
+                    settings.kafka, delivery_timeout=settings.ingest.delivery_timeout_seconds
+                ),
                 ledger=ScyllaLedgerStore(session, settings.cql.keyspace),
                 usage=ScyllaUsageStore(session, settings.cql.keyspace),
                 catalog=catalog,

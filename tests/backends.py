@@ -1,0 +1,89 @@
+"""Fixtures that build every backend of each port, for the contract suites and end-to-end tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.ports import LedgerStore, PulseLog
+from projections.ports import UsageStore
+from pulse.settings import CqlSettings, KafkaSettings
+
+LOG_BACKENDS = ["sqlite", pytest.param("kafka", marks=pytest.mark.servers)]
+STORE_BACKENDS = ["sqlite", pytest.param("cassandra", marks=pytest.mark.servers)]
+
+
+@pytest.fixture(scope="session")
+def migrated_keyspace(cql_session: Any, test_keyspace: str) -> str:
+    """The per-session test keyspace with every cql/tables file applied by `pulse migrate` code."""
+    from pulse.migrate import migrate_cql
+
+    list(migrate_cql(cql_session, CqlSettings(keyspace=test_keyspace)))
+    return test_keyspace
+
+
+def kafka_settings(bootstrap: str, partitions: int = 3) -> KafkaSettings:
+    """Fresh topic and group names, created on the test broker."""
+    from pulse.migrate import migrate_topics
+
+    name = f"resource-consumption-{uuid.uuid4().hex[:10]}"
+    settings = KafkaSettings(
+        bootstrap_servers=bootstrap,
+        topic=name,
+        dlq_topic=f"{name}.dlq",
+        partitions=partitions,
+        writer_group=f"writer-{name}",
+        projector_group=f"projector-{name}",
+    )
+    list(migrate_topics(settings))
+    return settings
+
+
+@pytest.fixture(params=LOG_BACKENDS)
+def pulse_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PulseLog]:
+    log: PulseLog
+    if request.param == "sqlite":
+        from ledger.sqlite import SQLitePulseLog
+
+        log = SQLitePulseLog(tmp_path / "log.sqlite", partitions=3)
+    else:
+        from ledger.kafka import KafkaPulseLog
+
+        log = KafkaPulseLog(kafka_settings(request.getfixturevalue("kafka_bootstrap")))
+    yield log
+    log.close()
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def ledger_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerStore]:
+    if request.param == "sqlite":
+        from ledger.sqlite_store import SQLiteLedgerStore
+
+        store = SQLiteLedgerStore(tmp_path / "ledger.sqlite")
+        yield store
+        store.close()
+    else:
+        from ledger.scylla import ScyllaLedgerStore
+
+        keyspace = request.getfixturevalue("migrated_keyspace")
+        # The session is shared by the whole test run: not closed here.
+        yield ScyllaLedgerStore(request.getfixturevalue("cql_session"), keyspace)
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def usage_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[UsageStore]:
+    if request.param == "sqlite":
+        from projections.sqlite import SQLiteUsageStore
+
+        store = SQLiteUsageStore(tmp_path / "usage.sqlite")
+        yield store
+        store.close()
+    else:
+        from projections.scylla import ScyllaUsageStore
+
+        keyspace = request.getfixturevalue("migrated_keyspace")
+        yield ScyllaUsageStore(request.getfixturevalue("cql_session"), keyspace)
