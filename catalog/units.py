@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Context, Decimal
 from enum import StrEnum
+from fractions import Fraction
 
 
 class Dimension(StrEnum):
@@ -105,8 +106,22 @@ def convert(amount: Decimal, source: str, target: str) -> Decimal:
         )
     if src.factor == dst.factor:
         return amount
-    base = _WIDE.multiply(amount, src.factor)
-    result = _WIDE.divide(base, dst.factor)
-    if _WIDE.multiply(result, dst.factor) != base:
+    ratio = Fraction(amount) * Fraction(src.factor) / Fraction(dst.factor)
+    twos, fives = _powers_of_two_and_five(ratio.denominator)
+    if twos is None:
         raise InexactConversion(f"{amount} {source} is not exactly expressible in {target}")
-    return result
+    # A denominator of 2^a * 5^b terminates after max(a, b) decimals: scale to an integer,
+    # then place the point (all integer arithmetic, no rounding anywhere).
+    places = max(twos, fives)
+    scaled = ratio.numerator * (10**places) // ratio.denominator
+    return Decimal(scaled).scaleb(-places, _WIDE) if places else Decimal(scaled)
+
+
+def _powers_of_two_and_five(n: int) -> tuple[int | None, int]:
+    """(a, b) with n == 2^a * 5^b, or (None, 0) when n has another prime factor."""
+    twos = fives = 0
+    while n % 2 == 0:
+        n, twos = n // 2, twos + 1
+    while n % 5 == 0:
+        n, fives = n // 5, fives + 1
+    return (twos, fives) if n == 1 else (None, 0)

@@ -50,13 +50,17 @@ def decode(data: bytes) -> Pulse:
     if not amount.is_finite() or amount < 0:
         raise UndecodableRecord(f"used_amount {message.used_amount!r} is not a usage amount")
     ts = message.occurred_at
+    try:
+        occurred_at = from_micros(ts.seconds * 1_000_000 + ts.nanos // 1000)
+    except OverflowError:
+        raise UndecodableRecord(f"occurred_at {ts.seconds} s is out of range") from None
     return Pulse(
         pulse_id=message.pulse_id,
         tenant_id=message.tenant_id,
         product_sku=message.product_sku,
         used_amount=amount,
         use_unit=message.use_unit,
-        occurred_at=from_micros(ts.seconds * 1_000_000 + ts.nanos // 1000),
+        occurred_at=occurred_at,
         resource_id=message.resource_id,
         region=message.region,
         source=message.source,

@@ -28,8 +28,16 @@ def hour_of(moment: datetime) -> datetime:
 
 def plain(amount: Decimal) -> str:
     """Canonical decimal text: no exponent, no trailing zeros ("1.50" and "1.5" are equal)."""
-    text = format(amount.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
+    if amount.is_zero():
+        return "0"
+    # Strip trailing zeros by hand: Decimal.normalize() would round to 28 digits.
+    sign, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int), "only finite amounts reach the ledger"
+    while len(digits) > 1 and digits[-1] == 0:
+        digits, exponent = digits[:-1], exponent + 1
+    if exponent > 0:
+        digits, exponent = digits + (0,) * exponent, 0
+    return format(Decimal((sign, digits, exponent)), "f")
 
 
 @dataclass(frozen=True, slots=True)

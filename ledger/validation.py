@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from catalog import units
 from ledger.model import Pulse, from_micros
@@ -22,6 +22,9 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 _TENANT = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]+")
+# ASCII only: Decimal() would also take "1_000" and non-ASCII digits.
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,9})?")
+_SPECIAL = re.compile(r"[+-]?(nan|snan|inf|infinity)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,20 +137,23 @@ def _parse_amount(text: str) -> Decimal | str:
         return 'is required (a decimal string such as "12.5")'
     if len(text) > MAX_AMOUNT_TEXT:
         return f"is {len(text)} characters; at most {MAX_AMOUNT_TEXT} allowed"
-    try:
-        amount = Decimal(text.strip() if text.strip() == text else "x")
-    except InvalidOperation:
-        return f"{text!r} is not a decimal number"
-    if not amount.is_finite():
+    if _SPECIAL.fullmatch(text):
         return f"{text!r} is not finite"
-    if amount.is_signed() and amount != 0:
+    if not _DECIMAL.fullmatch(text):
+        return f"{text!r} is not a decimal number (digits, optional point and exponent)"
+    # Decimal(text) and copy_abs() are exact; arithmetic would round to the context's 28 digits.
+    amount = Decimal(text)
+    if amount.is_signed() and not amount.is_zero():
         return f"{text!r} is negative; usage is never negative"
-    amount = abs(amount)  # "-0" is zero
-    exponent = amount.as_tuple().exponent
-    assert isinstance(exponent, int)  # finite checked above
-    if amount != 0 and amount.adjusted() >= MAX_INTEGER_DIGITS:
+    if amount.is_zero():
+        return Decimal(0)
+    amount = amount.copy_abs()
+    if amount.adjusted() >= MAX_INTEGER_DIGITS:
         return f"{text!r} is too large; amounts must be below 1e{MAX_INTEGER_DIGITS}"
-    if exponent < -MAX_FRACTION_DIGITS and amount != amount.quantize(Decimal(1).scaleb(-18)):
+    _sign, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)  # finite: checked by the pattern
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    if exponent + trailing_zeros < -MAX_FRACTION_DIGITS:
         return f"{text!r} has more than {MAX_FRACTION_DIGITS} decimal places"
     return amount
 

@@ -16,13 +16,14 @@ from pulse.services import Running, caught_up, start
 from pulse.settings import Backend, CqlSettings, IngestSettings, Settings
 from tests.backends import kafka_settings
 
-# Written out here, not taken from catalog.units: the test's own idea of the conversions.
+# Written out here, not taken from catalog.units: the test's own idea of the conversions
+# (billing unit, divisor).
 TO_BILLING = {
-    ("network.egress", "MB"): ("GB", Decimal("0.001")),
+    ("network.egress", "MB"): ("GB", Decimal(1000)),
     ("network.egress", "GB"): ("GB", Decimal(1)),
     ("storage.block", "GB-hour"): ("GB-hour", Decimal(1)),
     ("compute.vcpu", "vCPU-hour"): ("vCPU-hour", Decimal(1)),
-    ("compute.vcpu", "vCPU-minute"): ("vCPU-hour", Decimal(1) / Decimal(60)),
+    ("compute.vcpu", "vCPU-minute"): ("vCPU-hour", Decimal(60)),
 }
 
 
@@ -74,8 +75,8 @@ def expected_hourly(
         first.setdefault((p.tenant_id, p.pulse_id), p)
     sums: dict[tuple[str, datetime, str, str], Decimal] = defaultdict(Decimal)
     for p in first.values():
-        unit, factor = TO_BILLING[(p.product_sku, p.use_unit)]
+        unit, divisor = TO_BILLING[(p.product_sku, p.use_unit)]
         moment = datetime.fromtimestamp(p.occurred_at.seconds, UTC)
         hour = moment.replace(minute=0, second=0, microsecond=0)
-        sums[(p.tenant_id, hour, p.product_sku, unit)] += Decimal(p.used_amount) * factor
+        sums[(p.tenant_id, hour, p.product_sku, unit)] += Decimal(p.used_amount) / divisor
     return dict(sums)

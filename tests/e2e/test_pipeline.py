@@ -49,7 +49,7 @@ def usage_pulses(tenants: list[str], rng: random.Random) -> list[pulse_pb2.Pulse
                         f"{t}-vcpu-{h}-{i}",
                         t,
                         "compute.vcpu",
-                        Decimal(rng.randrange(1, 60)),
+                        Decimal(rng.choice([6, 12, 30, 45])),
                         "vCPU-minute",
                         at,
                     )
