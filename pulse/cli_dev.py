@@ -1,0 +1,107 @@
+"""The `pulse dev up|down|status` commands: local Kafka and Cassandra for development and tests."""
+
+from __future__ import annotations
+
+import typer
+from pydantic import ValidationError
+
+from pulse import devservers
+from pulse.devservers import DevEndpoints, DevServerError
+from pulse.settings import DevSettings, Settings
+
+dev_app = typer.Typer(
+    help=(
+        "Run Apache Kafka 4 (KRaft) and Apache Cassandra 5 on 127.0.0.1 as plain java "
+        "processes (jars from Maven Central; Java 17 and Maven needed, Docker not). "
+        "Jars, data and logs live under PULSE_DEV__HOME (default .pulse-dev)."
+    ),
+    no_args_is_help=True,
+)
+
+
+def _progress(message: str) -> None:
+    # Progress goes to stderr so that stdout is only the export lines: eval "$(pulse dev up)".
+    typer.echo(message, err=True)
+
+
+def _dev_settings() -> DevSettings:
+    try:
+        return Settings().dev
+    except ValidationError as error:
+        typer.echo(f"invalid settings (PULSE_* environment):\n{error}", err=True)
+        raise typer.Exit(1) from error
+
+
+def _fail(action: str, error: DevServerError) -> typer.Exit:
+    typer.echo(f"pulse dev {action} failed: {error}", err=True)
+    return typer.Exit(1)
+
+
+def export_lines(found: DevEndpoints) -> list[str]:
+    """Shell lines that point the app and the tests' fixtures at these servers."""
+    return [
+        f"# Kafka bootstrap: {found.kafka_bootstrap}",
+        f"# CQL: {found.cql_host}:{found.cql_port}",
+        "export PULSE_BACKEND=servers",
+        f"export PULSE_KAFKA__BOOTSTRAP_SERVERS={found.kafka_bootstrap}",
+        f"export PULSE_CQL__CONTACT_POINTS={found.cql_host}",
+        f"export PULSE_CQL__PORT={found.cql_port}",
+    ]
+
+
+@dev_app.command()
+def up() -> None:
+    """Start Kafka and Cassandra (or reuse running ones) and print how to reach them.
+
+    The first run resolves about 110 MB of jars with Maven.
+    Later runs reuse the jars and the data: topics and keyspaces survive down/up.
+    Ports: PULSE_DEV__KAFKA_PORT, PULSE_DEV__CQL_PORT, ... (`pulse config check`).
+
+    Example:
+
+        pulse dev up               # progress on stderr, export lines on stdout
+        eval "$(pulse dev up)"     # start and point this shell at the servers
+    """
+    dev = _dev_settings()
+    try:
+        found = devservers.up(dev, echo=_progress)
+    except DevServerError as error:
+        raise _fail("up", error) from None
+    for line in export_lines(found):
+        typer.echo(line)
+    _progress("stop them with: pulse dev down")
+
+
+@dev_app.command()
+def down() -> None:
+    """Stop the servers of `pulse dev up`: SIGTERM, then SIGKILL after a timeout.
+
+    Only the processes recorded in PULSE_DEV__HOME/run/*.pid are signalled.
+    Data stays on disk; delete PULSE_DEV__HOME/data for a clean slate.
+
+    Example:
+
+        pulse dev down
+        pulse dev down && rm -rf .pulse-dev/data   # forget all topics and tables
+    """
+    try:
+        devservers.down(_dev_settings(), echo=_progress)
+    except DevServerError as error:
+        raise _fail("down", error) from None
+
+
+@dev_app.command()
+def status() -> None:
+    """Show each server's state (ready, not answering, stopped), pid, memory and log.
+
+    Example:
+
+        pulse dev status
+    """
+    for server in devservers.status(_dev_settings()):
+        pid = f"pid {server.pid}" if server.pid else "-"
+        rss = f"RSS {server.rss_kib // 1024} MiB" if server.rss_kib else "-"
+        typer.echo(
+            f"{server.name:<10} {server.state:<14} {pid:<11} {server.endpoint:<16} "
+            f"{rss:<13} log {server.log_file}"
+        )
