@@ -10,7 +10,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from ledger.errors import Unavailable
+from ledger.errors import Invalid, Unavailable
 from ledger.model import LogRecord, Position, from_micros, to_micros
 from ledger.ports import DeadLetter, LogConsumer, OutgoingRecord
 from pulse.settings import KafkaSettings
@@ -237,7 +237,7 @@ def _letter(message: Message) -> DeadLetter:
 
 
 class KafkaLogConsumer:
-    """A group member: subscribe() for live work, seek() switches to explicit assignment."""
+    """A group member (subscribe); seek() moves within the partitions assigned to it."""
 
     def __init__(self, settings: KafkaSettings, group: str) -> None:
         self._topic = settings.topic
@@ -316,10 +316,13 @@ class KafkaLogConsumer:
             raise Unavailable(f"committing offsets on {self._topic}: {exc}") from exc
 
     def seek(self, positions: Sequence[Position]) -> None:
-        self._consumer.unsubscribe()
-        self._consumer.assign(
-            [TopicPartition(self._topic, p.partition, p.offset) for p in positions]
-        )
+        # Seeking works on partitions the group gave this member; unsubscribe-then-assign
+        # would race with the revocation that unsubscribe triggers.
+        for p in positions:
+            try:
+                self._consumer.seek(TopicPartition(self._topic, p.partition, p.offset))
+            except KafkaException as exc:
+                raise Invalid(f"cannot seek to {p} on {self._topic}: {exc}") from exc
 
     def close(self) -> None:
         self._consumer.close()

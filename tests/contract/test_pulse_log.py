@@ -37,7 +37,9 @@ def test_published_records_come_back_in_key_order_with_arrival_time(pulse_log: P
     sent = records(30)
     # when
     pulse_log.publish(sent, ARRIVAL)
-    got = drain(pulse_log.consumer(group()), 30)
+    consumer = pulse_log.consumer(group())
+    got = drain(consumer, 30)
+    consumer.close()
     # then
     assert sorted(r.value for r in got) == sorted(r.value for r in sent)
     assert {r.arrival for r in got} == {ARRIVAL}
@@ -124,7 +126,9 @@ def test_seek_replays_from_a_position(pulse_log: PulseLog) -> None:
 def test_dead_letters_keep_reason_detail_and_source_position(pulse_log: PulseLog) -> None:
     # given
     pulse_log.publish([OutgoingRecord(b"k", b"\xff not a pulse")], ARRIVAL)
-    [record] = drain(pulse_log.consumer(group()), 1)
+    consumer = pulse_log.consumer(group())
+    [record] = drain(consumer, 1)
+    consumer.close()
     # when
     pulse_log.dead_letter([DeadLetter(record, "undecodable", "not a pulse.v1.Pulse")])
     letters = pulse_log.dead_letters(10)
