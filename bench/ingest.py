@@ -84,7 +84,7 @@ def bare_run(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) -> fl
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 5,
+            "linger.ms": 1,
             "batch.num.messages": 10000,
             "queue.buffering.max.messages": 500000,
             "compression.type": "lz4",

@@ -93,6 +93,7 @@ def bare_inserts(host: str, port: int, keyspace: str, events: list[LedgerEvent])
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pulses", type=int, default=200_000)
+    parser.add_argument("--writers", type=int, default=1, help="writer processes (one group)")
     args = parser.parse_args()
 
     srv = servers()
@@ -107,18 +108,20 @@ def main() -> None:
 
     logs = Path(tempfile.mkdtemp(prefix="bench-writer-"))
     started = time.perf_counter()
-    writer = start_role(settings, "writer", logs / "writer.log")
+    writers = [start_role(settings, "writer", logs / f"writer{i}.log") for i in range(args.writers)]
     rss = 0.0
     try:
         while sum(log.committed(settings.kafka.writer_group).values()) < total:
-            rss = max(rss, peak_rss_mb(writer.pid))
-            if writer.poll() is not None:
-                raise SystemExit((logs / "writer.log").read_text())
+            rss = max(rss, *(peak_rss_mb(w.pid) for w in writers))
+            for i, w in enumerate(writers):
+                if w.poll() is not None:
+                    raise SystemExit((logs / f"writer{i}.log").read_text())
             time.sleep(0.1)
         ours = time.perf_counter() - started
-        rss = max(rss, peak_rss_mb(writer.pid))
+        rss = max(rss, *(peak_rss_mb(w.pid) for w in writers))
     finally:
-        stop(writer)
+        for w in writers:
+            stop(w)
         log.close()
 
     other = make_pulses(args.pulses, run + "b")
@@ -127,7 +130,8 @@ def main() -> None:
     ours_rate, bare_rate = total / ours, args.pulses / bare
     print(header("writer benchmark"))
     print(
-        f"writer Kafka -> Cassandra (process start included): {ours_rate:,.0f} pulses/s "
+        f"{args.writers} writer process(es), Kafka -> Cassandra (start included): "
+        f"{ours_rate:,.0f} pulses/s "
         f"({total} in {ours:.2f} s)"
     )
     print(
@@ -135,7 +139,7 @@ def main() -> None:
         f"{bare_rate:,.0f} pulses/s ({args.pulses} in {bare:.2f} s)"
     )
     print(f"ratio ours/bare: {ours_rate / bare_rate:.2f}")
-    print(f"writer peak RSS: {rss:.0f} MiB")
+    print(f"writer peak RSS (largest process): {rss:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Context, Decimal
 from enum import StrEnum
 from fractions import Fraction
+from functools import lru_cache
 
 
 class Dimension(StrEnum):
@@ -106,22 +107,22 @@ def convert(amount: Decimal, source: str, target: str) -> Decimal:
         )
     if src.factor == dst.factor:
         return amount
-    ratio = Fraction(amount) * Fraction(src.factor) / Fraction(dst.factor)
-    twos, fives = _powers_of_two_and_five(ratio.denominator)
-    if twos is None:
+    num, den, odd = _ratio(source, target)
+    p, q = amount.as_integer_ratio()  # exact; q is 2^a * 5^b since amount is a decimal
+    # amount * num / den terminates iff the part of den coprime to 10 divides p * num; num
+    # and den are coprime, so that part must divide p.
+    if p % odd:
         raise InexactConversion(f"{amount} {source} is not exactly expressible in {target}")
-    # A denominator of 2^a * 5^b terminates after max(a, b) decimals: scale to an integer,
-    # then place the point (all integer arithmetic, no rounding anywhere).
-    places = max(twos, fives)
-    scaled = ratio.numerator * (10**places) // ratio.denominator
-    return Decimal(scaled).scaleb(-places, _WIDE) if places else Decimal(scaled)
+    # A terminating quotient of at most ~60 digits: exact in the 80-digit context.
+    return _WIDE.divide(Decimal(p * num), Decimal(q * den))
 
 
-def _powers_of_two_and_five(n: int) -> tuple[int | None, int]:
-    """(a, b) with n == 2^a * 5^b, or (None, 0) when n has another prime factor."""
-    twos = fives = 0
-    while n % 2 == 0:
-        n, twos = n // 2, twos + 1
-    while n % 5 == 0:
-        n, fives = n // 5, fives + 1
-    return (twos, fives) if n == 1 else (None, 0)
+@lru_cache(maxsize=None)
+def _ratio(source: str, target: str) -> tuple[int, int, int]:
+    """source/target factor as a reduced fraction num/den, and den without its 2s and 5s."""
+    ratio = Fraction(UNITS[source].factor) / Fraction(UNITS[target].factor)
+    odd = ratio.denominator
+    for prime in (2, 5):
+        while odd % prime == 0:
+            odd //= prime
+    return ratio.numerator, ratio.denominator, odd

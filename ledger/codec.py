@@ -47,8 +47,9 @@ def decode(data: bytes) -> Pulse:
         amount = Decimal(message.used_amount)
     except InvalidOperation:
         raise UndecodableRecord(f"used_amount {message.used_amount!r} is not decimal") from None
-    if not amount.is_finite() or amount < 0:
+    if not amount.is_finite() or (amount.is_signed() and not amount.is_zero()):
         raise UndecodableRecord(f"used_amount {message.used_amount!r} is not a usage amount")
+    amount = amount.copy_abs()  # "-0" is zero
     ts = message.occurred_at
     try:
         occurred_at = from_micros(ts.seconds * 1_000_000 + ts.nanos // 1000)

@@ -70,7 +70,7 @@ class KafkaPulseLog:
             | {
                 "enable.idempotence": True,  # implies acks=all and ordered, no-duplicate retries
                 "acks": "all",
-                "linger.ms": 5,
+                "linger.ms": 1,  # single-pulse calls wait for the batch timer: keep it short
                 "batch.num.messages": 10000,
                 "queue.buffering.max.messages": 500000,
                 "compression.type": "lz4",
