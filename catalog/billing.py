@@ -1,0 +1,173 @@
+"""The billing Application (eventsourcing): applies catalog/contract files as recorded events
+and keeps finalized invoices; history is never rewritten."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+
+from catalog.aggregates import (
+    CATALOG_INDEX_ID,
+    CONTRACT_INDEX_ID,
+    Contract,
+    Index,
+    Invoice,
+    Product,
+    contract_id,
+    invoice_id,
+    product_id,
+)
+from catalog.terms import ContractTerms, ProductTerms
+from catalog.terms_codec import contract_version_doc, plan_version_doc
+
+
+class BillingApp(Application[UUID]):
+    name = "billing"
+
+    # ----- catalog -----------------------------------------------------------------------
+
+    def apply_catalog(self, products: Sequence[ProductTerms]) -> list[str]:
+        """Records the difference between the catalog and `products`; returns what changed.
+
+        Products absent from the file are left as they are (a catalog never forgets a SKU that
+        may have been billed). All changes are saved in one atomic write.
+        """
+        index = self._index(CATALOG_INDEX_ID, "catalog")
+        changed: list[Aggregate] = []
+        notes: list[str] = []
+        for terms in products:
+            product: Product | None = self._get(product_id(terms.sku), Product)
+            if product is None:
+                product = Product(
+                    terms.sku, terms.name, terms.category, terms.billing_unit, terms.currency
+                )
+                index.add(terms.sku)
+                notes.append(f"product {terms.sku}: registered")
+            elif (product.name, product.category, product.billing_unit, product.currency) != (
+                terms.name,
+                terms.category,
+                terms.billing_unit,
+                terms.currency,
+            ):
+                product.change_details(
+                    terms.name, terms.category, terms.billing_unit, terms.currency
+                )
+                notes.append(f"product {terms.sku}: details changed")
+            for version in terms.plans:
+                doc = plan_version_doc(version)
+                if product.plans.get(doc["effective_from"]) != doc:
+                    product.schedule_plan(doc)
+                    notes.append(f"product {terms.sku}: plan from {version.effective_from}")
+            if product.pending_events:
+                changed.append(product)
+        if index.pending_events:
+            changed.append(index)
+        if changed:
+            self.save(*changed)
+        return notes
+
+    def products(self) -> dict[str, ProductTerms]:
+        return {sku: p.terms() for sku, p in self._products().items()}
+
+    def product_versions(self) -> dict[str, int]:
+        return {sku: p.version for sku, p in self._products().items()}
+
+    def products_at(self, versions: dict[str, int]) -> dict[str, ProductTerms]:
+        """The catalog as it was at recorded aggregate versions (for re-deriving invoices)."""
+        out = {}
+        for sku, version in versions.items():
+            product: Any = self.repository.get(product_id(sku), version=version)
+            assert isinstance(product, Product)
+            out[sku] = product.terms()
+        return out
+
+    def _products(self) -> dict[str, Product]:
+        index = self._get(CATALOG_INDEX_ID, Index)
+        out = {}
+        for sku in index.keys if index else []:
+            product = self._get(product_id(sku), Product)
+            if product is not None:
+                out[sku] = product
+        return out
+
+    # ----- contracts ---------------------------------------------------------------------
+
+    def apply_contracts(self, contracts: Sequence[ContractTerms]) -> list[str]:
+        """Records new or changed amendments of each contract; one atomic write."""
+        index = self._index(CONTRACT_INDEX_ID, "contracts")
+        changed: list[Aggregate] = []
+        notes: list[str] = []
+        for terms in contracts:
+            contract: Contract | None = self._get(contract_id(terms.tenant_id), Contract)
+            if contract is None:
+                contract = Contract(terms.tenant_id)
+                index.add(terms.tenant_id)
+                notes.append(f"contract {terms.tenant_id}: opened")
+            for version in terms.versions:
+                doc = contract_version_doc(version)
+                if contract.amendments.get(doc["effective_from"]) != doc:
+                    contract.amend(doc)
+                    notes.append(
+                        f"contract {terms.tenant_id}: amendment from {version.effective_from}"
+                    )
+            if contract.pending_events:
+                changed.append(contract)
+        if index.pending_events:
+            changed.append(index)
+        if changed:
+            self.save(*changed)
+        return notes
+
+    def contract(self, tenant_id: str) -> tuple[ContractTerms, int] | None:
+        """The tenant's contract terms and the aggregate version they come from."""
+        contract = self._get(contract_id(tenant_id), Contract)
+        return None if contract is None else (contract.terms(), contract.version)
+
+    def contract_at(self, tenant_id: str, version: int) -> ContractTerms:
+        contract: Any = self.repository.get(contract_id(tenant_id), version=version)
+        assert isinstance(contract, Contract)
+        return contract.terms()
+
+    def tenants_with_contracts(self) -> list[str]:
+        index = self._get(CONTRACT_INDEX_ID, Index)
+        return list(index.keys) if index else []
+
+    # ----- invoices ----------------------------------------------------------------------
+
+    def invoice(self, tenant_id: str, period: str) -> Invoice | None:
+        found: Invoice | None = self._get(invoice_id(tenant_id, period), Invoice)
+        return found
+
+    def record_finalized(
+        self, tenant_id: str, period: str, document: str, sha256: str, pins: dict[str, Any]
+    ) -> Invoice:
+        # The id is derived from (tenant, period): a second finalize of the same period fails
+        # on the recorder's version check instead of creating a second invoice.
+        invoice = Invoice(tenant_id, period, document, sha256, pins)
+        self.save(invoice)
+        return invoice
+
+    def record_correction(self, invoice: Invoice, **note: Any) -> None:
+        invoice.correct(**note)
+        self.save(invoice)
+
+    # ----- helpers -----------------------------------------------------------------------
+
+    def _index(self, key: UUID, kind: str) -> Index:
+        index: Index | None = self._get(key, Index)
+        if index is None:
+            index = Index(kind)
+            assert index.id == key
+        return index
+
+    def _get(self, key: UUID, kind: type[Any]) -> Any:
+        try:
+            found: Any = self.repository.get(key)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(found, kind), f"{key} is a {type(found).__name__}, not {kind.__name__}"
+        return found

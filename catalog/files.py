@@ -1,0 +1,312 @@
+"""Operator YAML files (catalog, contracts) -> validated terms; problems named by line and field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import yaml
+
+from catalog import units
+from catalog.terms import (
+    MINOR_UNITS,
+    ContractTerms,
+    ContractVersion,
+    Discount,
+    PlanKind,
+    PlanVersion,
+    PricePlan,
+    ProductTerms,
+    Tier,
+)
+
+
+class FileProblems(ValueError):
+    """A file that fails validation; `problems` lists every one of them ("line N: field: why")."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(f"{len(problems)} problem(s):\n" + "\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class _Node:
+    """A YAML value with the line it starts on (1-based)."""
+
+    value: Any
+    line: int
+
+
+def _wrap(node: yaml.Node) -> _Node:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        return _Node({k.value: _wrap(v) for k, v in node.value}, line)
+    if isinstance(node, yaml.SequenceNode):
+        return _Node([_wrap(v) for v in node.value], line)
+    if node.tag == "tag:yaml.org,2002:null" or node.value in ("null", "~", ""):
+        return _Node(None, line)
+    return _Node(str(node.value), line)  # scalars stay text: no float ever touches a price
+
+
+def parse(text: str) -> _Node:
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise FileProblems([f"not valid YAML: {exc}"]) from None
+    if root is None:
+        raise FileProblems(["line 1: the file is empty"])
+    return _wrap(root)
+
+
+class _Reader:
+    """Collects problems while reading fields, so one run reports all of them."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, node: _Node, where: str, why: str) -> None:
+        self.problems.append(f"line {node.line}: {where}: {why}")
+
+    def mapping(self, node: _Node, where: str) -> dict[str, _Node] | None:
+        if not isinstance(node.value, dict):
+            self.fail(node, where, "expected a mapping")
+            return None
+        return node.value
+
+    def sequence(self, node: _Node | None, where: str, parent: _Node) -> list[_Node]:
+        if node is None or node.value is None:
+            return []
+        if not isinstance(node.value, list):
+            self.fail(node, where, "expected a list")
+            return []
+        return node.value
+
+    def text(self, m: dict[str, _Node], key: str, where: str, parent: _Node) -> str:
+        node = m.get(key)
+        if node is None or not isinstance(node.value, str) or not node.value.strip():
+            self.fail(node or parent, f"{where}.{key}", "required text")
+            return ""
+        return node.value
+
+    def decimal(
+        self, m: dict[str, _Node], key: str, where: str, parent: _Node, *, required: bool = True
+    ) -> Decimal | None:
+        node = m.get(key)
+        if node is None or node.value is None:
+            if required:
+                self.fail(parent, f"{where}.{key}", "required decimal")
+            return None
+        try:
+            value = Decimal(str(node.value))
+        except InvalidOperation:
+            self.fail(node, f"{where}.{key}", f"{node.value!r} is not a decimal")
+            return None
+        if not value.is_finite() or value < 0:
+            self.fail(node, f"{where}.{key}", f"{node.value!r} must be a finite number >= 0")
+            return None
+        return value
+
+    def day(self, m: dict[str, _Node], key: str, where: str, parent: _Node) -> date | None:
+        node = m.get(key)
+        if node is None or not isinstance(node.value, str):
+            self.fail(node or parent, f"{where}.{key}", "required date (YYYY-MM-DD)")
+            return None
+        try:
+            return date.fromisoformat(node.value)
+        except ValueError:
+            self.fail(node, f"{where}.{key}", f"{node.value!r} is not a date (YYYY-MM-DD)")
+            return None
+
+    def unknown_keys(self, m: dict[str, _Node], allowed: set[str], where: str) -> None:
+        for key, node in m.items():
+            if key not in allowed:
+                self.fail(node, f"{where}.{key}", f"unknown field (allowed: {sorted(allowed)})")
+
+
+_PLAN_KEYS = {"kind", "unit_price", "tiers", "package_size", "package_price", "minimum_charge"}
+
+
+def _plan(r: _Reader, node: _Node, where: str) -> PricePlan | None:
+    m = r.mapping(node, where)
+    if m is None:
+        return None
+    r.unknown_keys(m, _PLAN_KEYS | {"effective_from"}, where)
+    kind_text = r.text(m, "kind", where, node)
+    try:
+        kind = PlanKind(kind_text)
+    except ValueError:
+        if kind_text:
+            r.fail(
+                m["kind"],
+                f"{where}.kind",
+                f"{kind_text!r} is not one of {[k.value for k in PlanKind]}",
+            )
+        return None
+    minimum = r.decimal(m, "minimum_charge", where, node, required=False) or Decimal(0)
+    if kind is PlanKind.PER_UNIT:
+        price = r.decimal(m, "unit_price", where, node)
+        return PricePlan(kind, unit_price=price or Decimal(0), minimum_charge=minimum)
+    if kind is PlanKind.PACKAGE:
+        size = r.decimal(m, "package_size", where, node)
+        price = r.decimal(m, "package_price", where, node)
+        if size is not None and size == 0:
+            r.fail(m["package_size"], f"{where}.package_size", "must be > 0")
+        return PricePlan(
+            kind,
+            package_size=size or Decimal(1),
+            package_price=price or Decimal(0),
+            minimum_charge=minimum,
+        )
+    tiers: list[Tier] = []
+    tier_nodes = r.sequence(m.get("tiers"), f"{where}.tiers", node)
+    if not tier_nodes:
+        r.fail(node, f"{where}.tiers", f"a {kind.value} plan needs at least one tier")
+    for i, tier_node in enumerate(tier_nodes):
+        tw = f"{where}.tiers[{i}]"
+        tm = r.mapping(tier_node, tw)
+        if tm is None:
+            continue
+        r.unknown_keys(tm, {"up_to", "unit_price"}, tw)
+        up_to = r.decimal(tm, "up_to", tw, tier_node, required=False)
+        price = r.decimal(tm, "unit_price", tw, tier_node)
+        if up_to is None and i != len(tier_nodes) - 1:
+            r.fail(tier_node, f"{tw}.up_to", "only the last tier may be open-ended")
+        if up_to is not None and tiers and tiers[-1].up_to is not None and up_to <= tiers[-1].up_to:
+            r.fail(tier_node, f"{tw}.up_to", "tiers must have increasing up_to")
+        tiers.append(Tier(up_to, price or Decimal(0)))
+    if tiers and tiers[-1].up_to is not None:
+        r.fail(node, f"{where}.tiers", "the last tier must be open-ended (up_to: null)")
+    return PricePlan(kind, tiers=tuple(tiers), minimum_charge=minimum)
+
+
+def read_catalog(text: str) -> list[ProductTerms]:
+    """Products of a catalog file; raises FileProblems listing every problem."""
+    r = _Reader()
+    root = parse(text)
+    top = r.mapping(root, "file")
+    products: list[ProductTerms] = []
+    seen: set[str] = set()
+    for i, node in enumerate(r.sequence((top or {}).get("products"), "products", root)):
+        where = f"products[{i}]"
+        m = r.mapping(node, where)
+        if m is None:
+            continue
+        r.unknown_keys(m, {"sku", "name", "category", "billing_unit", "currency", "plans"}, where)
+        sku = r.text(m, "sku", where, node)
+        unit = r.text(m, "billing_unit", where, node)
+        if unit and not units.is_known(unit):
+            r.fail(m["billing_unit"], f"{where}.billing_unit", f"unknown unit {unit!r}")
+        currency = m["currency"].value if "currency" in m else "BRL"
+        if currency not in MINOR_UNITS:
+            r.fail(m["currency"], f"{where}.currency", f"unknown currency {currency!r}")
+        if sku in seen:
+            r.fail(node, f"{where}.sku", f"{sku!r} is listed twice")
+        seen.add(sku)
+        versions: list[PlanVersion] = []
+        for j, plan_node in enumerate(r.sequence(m.get("plans"), f"{where}.plans", node)):
+            pw = f"{where}.plans[{j}]"
+            pm = r.mapping(plan_node, pw)
+            if pm is None:
+                continue
+            day = r.day(pm, "effective_from", pw, plan_node)
+            plan = _plan(r, plan_node, pw)
+            if day and plan:
+                if any(v.effective_from == day for v in versions):
+                    r.fail(plan_node, f"{pw}.effective_from", f"{day} is used twice")
+                versions.append(PlanVersion(day, plan))
+        products.append(
+            ProductTerms(
+                sku,
+                r.text(m, "name", where, node),
+                r.text(m, "category", where, node),
+                unit,
+                str(currency),
+                tuple(sorted(versions, key=lambda v: v.effective_from)),
+            )
+        )
+    if top is not None and "products" not in top:
+        r.fail(root, "products", "required list of products")
+    if r.problems:
+        raise FileProblems(r.problems)
+    return products
+
+
+def read_contracts(text: str) -> list[ContractTerms]:
+    """Contracts of a contracts file; raises FileProblems listing every problem."""
+    r = _Reader()
+    root = parse(text)
+    top = r.mapping(root, "file")
+    out: list[ContractTerms] = []
+    seen: set[str] = set()
+    for i, node in enumerate(r.sequence((top or {}).get("contracts"), "contracts", root)):
+        where = f"contracts[{i}]"
+        m = r.mapping(node, where)
+        if m is None:
+            continue
+        r.unknown_keys(m, {"tenant_id", "amendments"}, where)
+        tenant = r.text(m, "tenant_id", where, node)
+        if tenant in seen:
+            r.fail(node, f"{where}.tenant_id", f"{tenant!r} is listed twice")
+        seen.add(tenant)
+        versions: list[ContractVersion] = []
+        for j, a_node in enumerate(r.sequence(m.get("amendments"), f"{where}.amendments", node)):
+            version = _amendment(r, a_node, f"{where}.amendments[{j}]")
+            if version is not None:
+                if any(v.effective_from == version.effective_from for v in versions):
+                    r.fail(a_node, f"{where}.amendments[{j}].effective_from", "date used twice")
+                versions.append(version)
+        out.append(ContractTerms(tenant, tuple(sorted(versions, key=lambda v: v.effective_from))))
+    if top is not None and "contracts" not in top:
+        r.fail(root, "contracts", "required list of contracts")
+    if r.problems:
+        raise FileProblems(r.problems)
+    return out
+
+
+def _amendment(r: _Reader, node: _Node, where: str) -> ContractVersion | None:
+    m = r.mapping(node, where)
+    if m is None:
+        return None
+    r.unknown_keys(
+        m, {"effective_from", "discounts", "overrides", "allowances", "commitment"}, where
+    )
+    day = r.day(m, "effective_from", where, node)
+    discounts = []
+    for k, d_node in enumerate(r.sequence(m.get("discounts"), f"{where}.discounts", node)):
+        dw = f"{where}.discounts[{k}]"
+        dm = r.mapping(d_node, dw)
+        if dm is None:
+            continue
+        r.unknown_keys(dm, {"percent", "sku", "category"}, dw)
+        percent = r.decimal(dm, "percent", dw, d_node)
+        if percent is not None and percent > 100:
+            r.fail(dm["percent"], f"{dw}.percent", "must be between 0 and 100")
+        sku = dm["sku"].value if "sku" in dm else None
+        category = dm["category"].value if "category" in dm else None
+        if sku and category:
+            r.fail(d_node, dw, "give sku or category, not both")
+        discounts.append(Discount(percent or Decimal(0), sku, category))
+    overrides = []
+    over = m.get("overrides")
+    for sku, plan_node in (r.mapping(over, f"{where}.overrides") or {}).items() if over else []:
+        plan = _plan(r, plan_node, f"{where}.overrides.{sku}")
+        if plan is not None:
+            overrides.append((sku, plan))
+    allowances = []
+    allow = m.get("allowances")
+    for sku, a_node in (r.mapping(allow, f"{where}.allowances") or {}).items() if allow else []:
+        amount = r.decimal({"v": a_node}, "v", f"{where}.allowances.{sku}", a_node)
+        if amount is not None:
+            allowances.append((sku, amount))
+    commitment = r.decimal(m, "commitment", where, node, required=False) or Decimal(0)
+    if day is None:
+        return None
+    return ContractVersion(
+        day,
+        tuple(discounts),
+        tuple(sorted(overrides, key=lambda o: o[0])),
+        tuple(sorted(allowances)),
+        commitment,
+    )

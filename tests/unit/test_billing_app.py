@@ -1,0 +1,69 @@
+"""The billing application on eventsourcing's SQLite module: applying files records events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from catalog.billing import BillingApp
+from catalog.files import read_catalog, read_contracts
+
+SAMPLES = Path(__file__).resolve().parents[2] / "pulse" / "sample"
+
+
+def app(tmp_path: Path) -> BillingApp:
+    return BillingApp(
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "b.db")}
+    )
+
+
+def recorded(billing: BillingApp) -> int:
+    return billing.recorder.max_notification_id() or 0
+
+
+def test_applying_the_same_catalog_twice_records_nothing_the_second_time(tmp_path: Path) -> None:
+    # given
+    billing = app(tmp_path)
+    products = read_catalog((SAMPLES / "catalog.yaml").read_text())
+    # when
+    first = billing.apply_catalog(products)
+    after_first = recorded(billing)
+    second = billing.apply_catalog(products)
+    # then
+    assert "product compute.vcpu: registered" in first
+    assert second == []
+    assert recorded(billing) == after_first
+    assert set(billing.products()) == {p.sku for p in products}
+
+
+def test_a_changed_price_is_a_new_event_and_old_versions_stay_readable(tmp_path: Path) -> None:
+    # given
+    billing = app(tmp_path)
+    text = (SAMPLES / "catalog.yaml").read_text()
+    billing.apply_catalog(read_catalog(text))
+    old_versions = billing.product_versions()
+    # when
+    changed = text.replace('unit_price: "0.0061"', 'unit_price: "0.0070"')
+    notes = billing.apply_catalog(read_catalog(changed))
+    # then
+    assert notes == ["product compute.memory: plan from 2026-01-01"]
+    new = billing.products()["compute.memory"].plans[0].plan.unit_price
+    old = billing.products_at(old_versions)["compute.memory"].plans[0].plan.unit_price
+    assert (str(old), str(new)) == ("0.0061", "0.0070")
+
+
+def test_contracts_apply_and_amend(tmp_path: Path) -> None:
+    # given
+    billing = app(tmp_path)
+    contracts = read_contracts((SAMPLES / "contracts.yaml").read_text())
+    # when
+    billing.apply_contracts(contracts)
+    again = billing.apply_contracts(contracts)
+    found = billing.contract("globex")
+    # then
+    assert again == []
+    assert found is not None
+    terms, version = found
+    assert str(terms.versions[0].commitment) == "2500.00"
+    assert billing.contract_at("globex", version) == terms
+    assert billing.contract("nobody") is None
+    assert sorted(billing.tenants_with_contracts()) == ["acme", "globex"]

@@ -1,0 +1,99 @@
+"""Catalog and contract files: every problem reported with line and field; values exact."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from catalog.files import FileProblems, read_catalog, read_contracts
+from catalog.terms import PlanKind
+
+SAMPLES = Path(__file__).resolve().parents[2] / "pulse" / "sample"
+
+
+def test_sample_files_parse() -> None:
+    # given / when
+    products = read_catalog((SAMPLES / "catalog.yaml").read_text())
+    contracts = read_contracts((SAMPLES / "contracts.yaml").read_text())
+    # then
+    by_sku = {p.sku: p for p in products}
+    assert by_sku["compute.vcpu"].plans[1].effective_from == date(2026, 11, 15)
+    assert by_sku["storage.object"].plans[0].plan.kind is PlanKind.VOLUME
+    assert by_sku["api.requests"].plans[0].plan.package_size == Decimal(10000)
+    assert {c.tenant_id for c in contracts} == {"acme", "globex"}
+
+
+def test_prices_are_read_as_exact_decimals_not_floats() -> None:
+    # given: 0.1 has no exact float; written unquoted, YAML would make it a float
+    text = """
+products:
+  - sku: a
+    name: A
+    category: c
+    billing_unit: GB
+    plans:
+      - {effective_from: 2026-01-01, kind: per_unit, unit_price: 0.1000000000000000000001}
+"""
+    # when
+    [product] = read_catalog(text)
+    # then
+    assert product.plans[0].plan.unit_price == Decimal("0.1000000000000000000001")
+
+
+def test_every_problem_is_reported_with_its_line() -> None:
+    # given
+    text = """products:
+  - sku: a
+    name: A
+    category: c
+    billing_unit: parsecs
+    plans:
+      - {effective_from: 2026-02-30, kind: per_unit, unit_price: "1"}
+      - {effective_from: 2026-03-01, kind: graduated, tiers: [{up_to: "10", unit_price: "-1"}]}
+  - sku: a
+    name: Again
+    category: c
+    billing_unit: GB
+    colour: blue
+"""
+    # when
+    with pytest.raises(FileProblems) as caught:
+        read_catalog(text)
+    # then
+    problems = caught.value.problems
+    assert "line 5: products[0].billing_unit: unknown unit 'parsecs'" in problems
+    assert any(p.startswith("line 7: products[0].plans[0].effective_from") for p in problems)
+    assert any("line 8" in p and "unit_price" in p and ">= 0" in p for p in problems)
+    assert any("line 8" in p and "open-ended" in p for p in problems)
+    assert any(p.startswith("line 9: products[1].sku") and "twice" in p for p in problems)
+    assert any(p.startswith("line 13: products[1].colour: unknown field") for p in problems)
+
+
+def test_contract_problems_are_reported() -> None:
+    # given
+    text = """contracts:
+  - tenant_id: acme
+    amendments:
+      - effective_from: 2026-01-01
+        discounts: [{percent: "120"}, {percent: "5", sku: x, category: y}]
+        allowances: {network.egress: "NaN"}
+"""
+    # when
+    with pytest.raises(FileProblems) as caught:
+        read_contracts(text)
+    # then
+    problems = caught.value.problems
+    assert any("discounts[0].percent" in p and "between 0 and 100" in p for p in problems)
+    assert any("discounts[1]" in p and "not both" in p for p in problems)
+    assert any("allowances.network.egress" in p for p in problems)
+
+
+@pytest.mark.parametrize("text", ["", "just text", "products: 3", "[1, 2]", "a: [unclosed"])
+def test_malformed_files_are_rejected_with_a_reason(text: str) -> None:
+    # given / when / then
+    with pytest.raises(FileProblems) as caught:
+        read_catalog(text)
+    assert caught.value.problems
