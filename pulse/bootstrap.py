@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from catalog.billing import BillingApp
 from catalog.products import ProductCatalog, products_from_document
 from ledger.ports import LedgerStore, PulseLog
 from projections.ports import UsageStore
@@ -34,6 +35,26 @@ def load_catalog(settings: Settings) -> ProductCatalog:
     path = settings.catalog_file or SAMPLE_CATALOG
     with path.open() as handle:
         return ProductCatalog(products_from_document(yaml.safe_load(handle)))
+
+
+def billing_app(settings: Settings) -> BillingApp:
+    """The eventsourcing application on the backend's persistence module."""
+    match settings.backend:
+        case Backend.EMBEDDED:
+            settings.embedded.path.mkdir(parents=True, exist_ok=True)
+            env = {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(settings.embedded.path / "billing.sqlite"),
+            }
+        case Backend.SERVERS:
+            env = {
+                "PERSISTENCE_MODULE": "catalog.scylla",
+                "CQL_CONTACT_POINTS": settings.cql.contact_points,
+                "CQL_PORT": str(settings.cql.port),
+                "CQL_KEYSPACE": settings.cql.keyspace,
+                "CQL_REPLICATION_FACTOR": str(settings.cql.replication_factor),
+            }
+    return BillingApp(env=env)
 
 
 def build(settings: Settings) -> Parts:

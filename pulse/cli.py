@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from ledger.errors import Invalid, LedgerError, NotFound, Unavailable
+from pulse.cli_billing import catalog_app, contracts_app, invoice_app
 from pulse.cli_dev import dev_app
 from pulse.settings import Backend, Settings, masked
 
@@ -28,6 +29,9 @@ dlq_app = typer.Typer(help="Dead-lettered records. Example: pulse dlq list")
 app.add_typer(dev_app, name="dev")
 app.add_typer(config_app, name="config")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(invoice_app, name="invoice")
 
 console = Console()
 err = Console(stderr=True)

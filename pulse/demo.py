@@ -84,7 +84,31 @@ def _drive(console: Console, settings: Settings, parts: Parts, port: int) -> int
         console.print(
             _hourly_table(tenant, parts.usage.usage(tenant, day, day + timedelta(days=1)))
         )
+    _print_invoices(console, settings, parts, f"{day:%Y-%m}")
     return 0
+
+
+def _print_invoices(console: Console, settings: Settings, parts: Parts, period: str) -> None:
+    """Applies the sample catalog and contracts as recorded events, then drafts invoices."""
+    from catalog.files import read_catalog, read_contracts
+    from projections.invoices import Invoicing
+    from pulse.bootstrap import SAMPLE_CATALOG, billing_app
+    from pulse.cli_billing import invoice_table
+
+    app = billing_app(settings)
+    app.apply_catalog(read_catalog(SAMPLE_CATALOG.read_text()))
+    app.apply_contracts(read_contracts((SAMPLE_CATALOG.parent / "contracts.yaml").read_text()))
+    console.print(
+        f"\n[bold]draft invoices for {period}[/] (sample catalog: per-unit, graduated, volume "
+        "and package plans, a mid-month price change; contracts: acme with discounts and a "
+        "free allowance, globex with a price override and a committed spend)"
+    )
+    invoicing = Invoicing(app, parts.ledger, parts.usage)
+    for tenant in TENANTS:
+        draft = invoicing.draft(tenant, period)
+        console.print(invoice_table(draft))
+        for u in draft.unpriced:
+            console.print(f"  unpriced: {u.sku} {plain(u.quantity)} {u.unit}: {u.reason}")
 
 
 def _hourly_table(tenant: str, rows: list[HourlyUsage]) -> Table:

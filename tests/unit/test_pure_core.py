@@ -13,6 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PURE_CORE = [
     "catalog.units",
     "catalog.products",
+    "catalog.terms",
+    "catalog.terms_codec",
+    "catalog.files",
+    "catalog.pricing",
+    "catalog.invoice",
     "ledger.model",
     "ledger.validation",
     "ledger.dedup",

@@ -1,0 +1,550 @@
+"""The pricing engine (pure): hourly usage x catalog plans x contract terms -> an invoice draft.
+
+It implements DESIGN.md "Pricing rules" 1-10; the choices the rules leave open are written
+here, once.
+
+Rounding. Every amount is computed exactly, in an 80-digit context that raises
+`decimal.Inexact` rather than round. Each invoice line is then rounded once, half-even, to
+the currency's minor unit (`MINOR_UNITS`, 2 for a currency not listed) by `round_line`.
+Nothing else rounds: tier amounts, subtotals and discount amounts keep full precision;
+minimum-charge and commitment adjustments are lines and follow the same rule; the total is
+the exact sum of the rounded lines.
+
+Segments. The period (a calendar month, UTC) of a SKU is cut at every effective date inside
+it of the SKU's catalog plan versions and of the tenant's contract versions (an effective
+date D takes effect at D 00:00 UTC). A segment holds the usage rows whose hour lies in
+[segment_start, segment_end); each segment with usage becomes one line, priced on its own
+(graduated tiers restart at 0 in each segment). As rule 3 says, every contract version cuts
+every SKU, also one whose terms it leaves unchanged.
+
+Free allowance. One monthly budget per SKU, consumed in event-time order (segment by
+segment) by priced usage. The budget in force in a segment is the allowance of the contract
+version in force in that segment; what a segment may use is that budget minus what earlier
+segments of the month used, never below 0. So without an amendment the month has one
+allowance; an amendment that raises it mid-month frees only the increase; one that lowers
+it below what was already used leaves nothing for the rest of the month, and claws nothing
+back. Usage that cannot be priced consumes no allowance.
+
+Unpriced usage is listed per (sku, unit, reason), never dropped and never priced: rows
+carrying an `unpriced_reason`, SKUs missing from the catalog, rows in another unit than the
+billing unit, and segments whose terms cannot price them (no plan in force, a malformed
+plan or discount, a quantity above the last tier).
+
+Adjustments. The minimum charge is the plan's in force on the last day of the period
+(contract override, else catalog); it applies when the SKU's priced quantity is above 0,
+even if all of it was free. The commitment is the contract version's in force on the last
+day; its true-up compares with every line, minimum adjustments included. Either line adds
+the rounded shortfall, and only when that is above 0.
+
+The invoice document (lines, canonical JSON, hash, corrections) lives in `catalog.invoice`
+and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, Inexact, InvalidOperation
+from itertools import pairwise
+from typing import Protocol, TypeVar, assert_never
+
+from catalog.invoice import (
+    CorrectionLine,
+    InvoiceDraft,
+    InvoiceLine,
+    LineKind,
+    PlanSource,
+    TierCharge,
+    UnpricedUsage,
+    canonical_json,
+    correction,
+    invoice_hash,
+    line_order,
+    note_kind,
+    total_delta,
+)
+from catalog.terms import (
+    MINOR_UNITS,
+    ContractTerms,
+    ContractVersion,
+    PlanKind,
+    PricePlan,
+    ProductTerms,
+    Tier,
+)
+from ledger.model import plain
+from projections.hourly import EXACT, HourlyUsage
+
+# The document types and functions of catalog.invoice are re-exported: one import for callers.
+__all__ = [
+    "CorrectionLine",
+    "InvoiceDraft",
+    "InvoiceLine",
+    "PlanError",
+    "TierCharge",
+    "UnpricedUsage",
+    "canonical_json",
+    "charge",
+    "correction",
+    "draft_invoice",
+    "invoice_hash",
+    "note_kind",
+    "period_bounds",
+    "round_line",
+    "total_delta",
+]
+
+# As wide as projections.hourly.EXACT, but a result that would need rounding raises instead.
+_STRICT = Context(prec=EXACT.prec, traps=[InvalidOperation, DivisionByZero, Inexact])
+_ZERO = Decimal(0)
+_PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+
+
+class PlanError(ValueError):
+    """Terms that cannot price a quantity: a malformed plan or discount, or q above the tiers."""
+
+
+def round_line(amount: Decimal, currency: str) -> Decimal:
+    """An invoice line's amount: half-even to the currency's minor unit (the one rounding)."""
+    minor = MINOR_UNITS.get(currency, 2)
+    return amount.quantize(Decimal(1).scaleb(-minor), rounding=ROUND_HALF_EVEN, context=EXACT)
+
+
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    """[start, end) of a "YYYY-MM" billing period: the calendar month in UTC."""
+    match = _PERIOD.fullmatch(period)
+    if match is None:
+        raise ValueError(f"period {period!r} is not YYYY-MM, e.g. 2024-05")
+    year, month = int(match[1]), int(match[2])
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+# ---------------------------------------------------------------------------------------
+# Rule 5: one plan applied to one billable quantity.
+# ---------------------------------------------------------------------------------------
+
+
+def charge(plan: PricePlan, quantity: Decimal) -> tuple[tuple[TierCharge, ...], Decimal]:
+    """The breakdown and exact subtotal of `quantity` billing units under `plan` (rule 5).
+
+    q = 0 costs 0 under every kind and has no breakdown. Raises PlanError for a malformed
+    plan or a quantity above a bounded last tier.
+    """
+    _check_plan(plan)
+    if not quantity.is_finite() or quantity < 0:
+        raise PlanError(f"quantity {quantity} is not a finite amount >= 0")
+    if quantity.is_zero():
+        return (), _ZERO
+    match plan.kind:
+        case PlanKind.PER_UNIT:
+            amount = _STRICT.multiply(quantity, plan.unit_price)
+            return (TierCharge(_ZERO, None, quantity, plan.unit_price, amount),), amount
+        case PlanKind.GRADUATED:
+            return _graduated(plan.tiers, quantity)
+        case PlanKind.VOLUME:
+            return _volume(plan.tiers, quantity)
+        case PlanKind.PACKAGE:
+            packages = _STRICT.divide_int(quantity, plan.package_size)
+            if not _STRICT.remainder(quantity, plan.package_size).is_zero():
+                packages = _STRICT.add(packages, 1)
+            amount = _STRICT.multiply(packages, plan.package_price)
+            return (TierCharge(_ZERO, None, packages, plan.package_price, amount),), amount
+        case _:
+            assert_never(plan.kind)
+
+
+def _graduated(tiers: Sequence[Tier], quantity: Decimal) -> tuple[tuple[TierCharge, ...], Decimal]:
+    charges: list[TierCharge] = []
+    lower = _ZERO
+    for tier in tiers:
+        upper = quantity if tier.up_to is None else min(quantity, tier.up_to)
+        part = _STRICT.subtract(upper, lower)
+        if part > 0:
+            amount = _STRICT.multiply(part, tier.unit_price)
+            charges.append(TierCharge(lower, tier.up_to, part, tier.unit_price, amount))
+        if tier.up_to is None or quantity <= tier.up_to:
+            return tuple(charges), _sum(c.amount for c in charges)
+        lower = tier.up_to
+    raise PlanError(f"quantity {plain(quantity)} is above the last tier (up to {plain(lower)})")
+
+
+def _volume(tiers: Sequence[Tier], quantity: Decimal) -> tuple[tuple[TierCharge, ...], Decimal]:
+    lower = _ZERO
+    for tier in tiers:
+        if tier.up_to is None or quantity <= tier.up_to:
+            amount = _STRICT.multiply(quantity, tier.unit_price)
+            return (TierCharge(lower, tier.up_to, quantity, tier.unit_price, amount),), amount
+        lower = tier.up_to
+    raise PlanError(f"quantity {plain(quantity)} is above the last tier (up to {plain(lower)})")
+
+
+def _check_plan(plan: PricePlan) -> None:
+    numbers = [plan.unit_price, plan.package_size, plan.package_price, plan.minimum_charge]
+    numbers += [t.unit_price for t in plan.tiers]
+    numbers += [t.up_to for t in plan.tiers if t.up_to is not None]
+    if any(not n.is_finite() or n < 0 for n in numbers):
+        raise PlanError("the plan has a negative or non-finite number")
+    if plan.kind in (PlanKind.GRADUATED, PlanKind.VOLUME):
+        if not plan.tiers:
+            raise PlanError(f"the {plan.kind} plan has no tiers")
+        bounds = [t.up_to for t in plan.tiers]
+        if None in bounds[:-1]:
+            raise PlanError(f"only the last tier of the {plan.kind} plan may be open")
+        closed = [b for b in bounds if b is not None]
+        if any(b <= a for a, b in pairwise([_ZERO, *closed])):
+            raise PlanError(f"the tier bounds of the {plan.kind} plan are not ascending from 0")
+    if plan.kind is PlanKind.PACKAGE and plan.package_size <= 0:
+        raise PlanError("the package plan has a package size <= 0")
+
+
+# ---------------------------------------------------------------------------------------
+# Terms in force: versions, plans (rule 5), discounts (rule 6), allowances (rule 4).
+# ---------------------------------------------------------------------------------------
+
+
+class _Dated(Protocol):
+    @property
+    def effective_from(self) -> date: ...
+
+
+_V = TypeVar("_V", bound=_Dated)
+_T = TypeVar("_T")
+
+
+def _in_force(versions: Sequence[_V], day: date) -> _V | None:
+    found: _V | None = None
+    for version in versions:
+        if version.effective_from > day:
+            break
+        found = version
+    return found
+
+
+def _check_ascending(versions: Sequence[_Dated], what: str) -> None:
+    for before, after in pairwise(versions):
+        if after.effective_from <= before.effective_from:
+            raise ValueError(
+                f"{what}: version of {after.effective_from} follows {before.effective_from};"
+                " versions must be strictly ascending by effective_from"
+            )
+
+
+def _only(values: list[_T], what: str) -> _T | None:
+    if len(values) > 1:
+        raise PlanError(f"{len(values)} {what}")
+    return values[0] if values else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    plan: PricePlan
+    source: PlanSource
+    discount_percent: Decimal
+    allowance: Decimal
+
+
+def _plan_in_force(
+    product: ProductTerms, version: ContractVersion | None, day: date
+) -> tuple[PricePlan, PlanSource]:
+    if version is not None:
+        overrides = [plan for sku, plan in version.overrides if sku == product.sku]
+        override = _only(
+            overrides, f"contract overrides for {product.sku} from {version.effective_from}"
+        )
+        if override is not None:
+            return override, "contract"
+    catalog = _in_force(product.plans, day)
+    if catalog is None:
+        raise PlanError(f"no price plan in force for {product.sku} on {day.isoformat()}")
+    return catalog.plan, "catalog"
+
+
+def _discount_in_force(product: ProductTerms, version: ContractVersion | None) -> Decimal:
+    """The most specific discount (SKU, else category, else all); never compounded."""
+    if version is None:
+        return _ZERO
+    discounts = version.discounts
+    scopes = [
+        (f"SKU {product.sku}", [d for d in discounts if d.sku == product.sku]),
+        (
+            f"category {product.category}",
+            [d for d in discounts if d.sku is None and d.category == product.category],
+        ),
+        ("all products", [d for d in discounts if d.sku is None and d.category is None]),
+    ]
+    for scope, found in scopes:
+        discount = _only(found, f"discounts for {scope} from {version.effective_from}")
+        if discount is None:
+            continue
+        if not discount.percent.is_finite() or not 0 <= discount.percent <= 100:
+            raise PlanError(f"discount of {discount.percent}% for {scope} is not within 0-100")
+        return discount.percent
+    return _ZERO
+
+
+def _terms(product: ProductTerms, version: ContractVersion | None, day: date) -> _Terms:
+    plan, source = _plan_in_force(product, version, day)
+    _check_plan(plan)
+    allowance = _ZERO
+    if version is not None:
+        allowances = [a for sku, a in version.allowances if sku == product.sku]
+        found = _only(allowances, f"allowances for {product.sku} from {version.effective_from}")
+        if found is not None:
+            if not found.is_finite() or found < 0:
+                raise PlanError(f"allowance {found} for {product.sku} is not an amount >= 0")
+            allowance = found
+    return _Terms(plan, source, _discount_in_force(product, version), allowance)
+
+
+# ---------------------------------------------------------------------------------------
+# The invoice draft.
+# ---------------------------------------------------------------------------------------
+
+
+class _Unpriced:
+    def __init__(self) -> None:
+        self._sums: dict[tuple[str, str, str], Decimal] = {}
+
+    def add(self, sku: str, unit: str, quantity: Decimal, reason: str) -> None:
+        key = (sku, unit, reason)
+        self._sums[key] = _STRICT.add(self._sums.get(key, _ZERO), quantity)
+
+    def listed(self) -> tuple[UnpricedUsage, ...]:
+        return tuple(UnpricedUsage(s, u, q, r) for (s, u, r), q in sorted(self._sums.items()))
+
+
+def draft_invoice(
+    tenant_id: str,
+    period: str,
+    usage: Sequence[HourlyUsage],
+    products: Mapping[str, ProductTerms],
+    contract: ContractTerms | None,
+) -> InvoiceDraft:
+    """The invoice draft of `tenant_id` for `period` ("YYYY-MM") from that month's usage rows.
+
+    Pure and deterministic: the order of `usage` does not matter. Raises ValueError for rows
+    of another tenant or outside the period, a repeated (hour, sku, unit) row, a contract of
+    another tenant, versions out of order, or products of different currencies.
+    """
+    start, end = period_bounds(period)
+    versions: tuple[ContractVersion, ...] = ()
+    if contract is not None:
+        if contract.tenant_id != tenant_id:
+            raise ValueError(f"contract of {contract.tenant_id!r} given for {tenant_id!r}")
+        versions = contract.versions
+        _check_ascending(versions, f"contract of {tenant_id}")
+    _check_rows(tenant_id, period, start, end, usage)
+    currency = _currency(usage, products)
+    unpriced = _Unpriced()
+    by_sku: dict[str, list[HourlyUsage]] = {}
+    for row in usage:
+        product = products.get(row.product_sku)
+        if row.unpriced_reason:
+            unpriced.add(row.product_sku, row.unit, row.quantity, row.unpriced_reason)
+        elif product is None:
+            reason = f"SKU {row.product_sku} is not in the catalog"
+            unpriced.add(row.product_sku, row.unit, row.quantity, reason)
+        elif row.unit != product.billing_unit:
+            reason = f"unit {row.unit} is not the billing unit {product.billing_unit} of the SKU"
+            unpriced.add(row.product_sku, row.unit, row.quantity, reason)
+        else:
+            by_sku.setdefault(row.product_sku, []).append(row)
+    lines: list[InvoiceLine] = []
+    for sku in sorted(by_sku):
+        product = products[sku]
+        _check_ascending(product.plans, f"catalog plans of {sku}")
+        usage_lines = _usage_lines(product, by_sku[sku], start, end, versions, currency, unpriced)
+        lines += usage_lines
+        lines += _minimum_line(product, usage_lines, start, end, versions, currency)
+    lines += _commitment_line(lines, start, end, versions, currency)
+    lines.sort(key=lambda line: line_order(line.key))
+    return InvoiceDraft(
+        tenant_id=tenant_id,
+        period=period,
+        currency=currency,
+        lines=tuple(lines),
+        unpriced=unpriced.listed(),
+        total=_sum(line.amount for line in lines),
+        positions=_positions(usage),
+    )
+
+
+def _usage_lines(
+    product: ProductTerms,
+    rows: list[HourlyUsage],
+    start: datetime,
+    end: datetime,
+    versions: Sequence[ContractVersion],
+    currency: str,
+    unpriced: _Unpriced,
+) -> list[InvoiceLine]:
+    dates = {v.effective_from for v in product.plans} | {v.effective_from for v in versions}
+    inside = {_midnight(d) for d in dates if start < _midnight(d) < end}
+    cuts = sorted({start, end} | inside)
+    rows = sorted(rows, key=lambda row: row.hour)
+    allowance_used = _ZERO  # of the month's one budget, across segments in event-time order
+    lines: list[InvoiceLine] = []
+    for seg_start, seg_end in pairwise(cuts):
+        segment = [row for row in rows if seg_start <= row.hour < seg_end]
+        if not segment:
+            continue
+        quantity = _sum(row.quantity for row in segment)
+        day = seg_start.date()
+        try:
+            terms = _terms(product, _in_force(versions, day), day)
+            free = min(quantity, max(_ZERO, _STRICT.subtract(terms.allowance, allowance_used)))
+            billable = _STRICT.subtract(quantity, free)
+            tiers, subtotal = charge(terms.plan, billable)
+        except PlanError as exc:
+            reason = f"terms in force for {product.sku} on {day.isoformat()}: {exc}"
+            unpriced.add(product.sku, product.billing_unit, quantity, reason)
+            continue
+        allowance_used = _STRICT.add(allowance_used, free)
+        # percent <= 100 and subtotal >= 0, so the discount never takes a line below 0.
+        discount = _STRICT.multiply(subtotal, terms.discount_percent).scaleb(-2, _STRICT)
+        lines.append(
+            InvoiceLine(
+                sku=product.sku,
+                name=product.name,
+                category=product.category,
+                segment_start=seg_start,
+                segment_end=seg_end,
+                quantity=quantity,
+                unit=product.billing_unit,
+                allowance_used=free,
+                billable=billable,
+                plan_kind=terms.plan.kind,
+                plan_source=terms.source,
+                tiers=tiers,
+                subtotal=subtotal,
+                discount_percent=terms.discount_percent,
+                discount_amount=discount,
+                amount=round_line(_STRICT.subtract(subtotal, discount), currency),
+                kind="usage",
+                hours=tuple(sorted({row.hour for row in segment})),
+            )
+        )
+    return lines
+
+
+def _minimum_line(
+    product: ProductTerms,
+    usage_lines: Sequence[InvoiceLine],
+    start: datetime,
+    end: datetime,
+    versions: Sequence[ContractVersion],
+    currency: str,
+) -> list[InvoiceLine]:
+    last_day = (end - timedelta(days=1)).date()
+    try:
+        plan, source = _plan_in_force(product, _in_force(versions, last_day), last_day)
+        _check_plan(plan)
+    except PlanError:
+        return []  # no usable plan at the end: no minimum (that usage is listed unpriced)
+    if _sum(line.quantity for line in usage_lines) <= 0:
+        return []
+    shortfall = _STRICT.subtract(plan.minimum_charge, _sum(line.amount for line in usage_lines))
+    amount = round_line(shortfall, currency)
+    if amount <= 0:
+        return []
+    return [_adjustment(product, start, end, plan.kind, source, shortfall, amount, "minimum")]
+
+
+def _commitment_line(
+    lines: Sequence[InvoiceLine],
+    start: datetime,
+    end: datetime,
+    versions: Sequence[ContractVersion],
+    currency: str,
+) -> list[InvoiceLine]:
+    version = _in_force(versions, (end - timedelta(days=1)).date())
+    if version is None or not version.commitment.is_finite():
+        return []
+    shortfall = _STRICT.subtract(version.commitment, _sum(line.amount for line in lines))
+    amount = round_line(shortfall, currency)
+    if amount <= 0:
+        return []
+    return [_adjustment(None, start, end, None, "contract", shortfall, amount, "commitment")]
+
+
+def _adjustment(
+    product: ProductTerms | None,
+    start: datetime,
+    end: datetime,
+    plan_kind: PlanKind | None,
+    source: PlanSource,
+    shortfall: Decimal,
+    amount: Decimal,
+    kind: LineKind,
+) -> InvoiceLine:
+    """A minimum (of `product`) or commitment (no product) line for the whole period."""
+    return InvoiceLine(
+        sku=product.sku if product else "",
+        name=product.name if product else "committed monthly spend",
+        category=product.category if product else "",
+        segment_start=start,
+        segment_end=end,
+        quantity=_ZERO,
+        unit=product.billing_unit if product else "",
+        allowance_used=_ZERO,
+        billable=_ZERO,
+        plan_kind=plan_kind,
+        plan_source=source,
+        tiers=(),
+        subtotal=shortfall,
+        discount_percent=_ZERO,
+        discount_amount=_ZERO,
+        amount=amount,
+        kind=kind,
+        hours=(),
+    )
+
+
+def _check_rows(
+    tenant_id: str, period: str, start: datetime, end: datetime, usage: Sequence[HourlyUsage]
+) -> None:
+    seen: set[tuple[datetime, str, str]] = set()
+    for row in usage:
+        where = f"usage row {row.product_sku} {row.unit} at {row.hour.isoformat()}"
+        if row.tenant_id != tenant_id:
+            raise ValueError(f"{where} belongs to {row.tenant_id!r}, not {tenant_id!r}")
+        if not start <= row.hour < end:
+            raise ValueError(f"{where} is outside the period {period}")
+        if not row.quantity.is_finite() or row.quantity < 0:
+            raise ValueError(f"{where} has quantity {row.quantity}, not a finite amount >= 0")
+        key = (row.hour, row.product_sku, row.unit)
+        if key in seen:
+            raise ValueError(f"{where} is given twice (it would be counted twice)")
+        seen.add(key)
+
+
+def _currency(usage: Sequence[HourlyUsage], products: Mapping[str, ProductTerms]) -> str:
+    """The catalog's one currency: of the products used, else of the whole catalog."""
+    used = {products[r.product_sku].currency for r in usage if r.product_sku in products}
+    currencies = used or {p.currency for p in products.values()}
+    if len(currencies) > 1:
+        raise ValueError(f"one invoice, one currency: the catalog mixes {sorted(currencies)}")
+    return currencies.pop() if currencies else "BRL"  # catalog.products.Product's default
+
+
+def _positions(usage: Iterable[HourlyUsage]) -> tuple[tuple[int, int], ...]:
+    highest: dict[int, int] = {}
+    for row in usage:
+        partition, offset = row.position.partition, row.position.offset
+        highest[partition] = max(offset, highest.get(partition, offset))
+    return tuple(sorted(highest.items()))
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _sum(amounts: Iterable[Decimal]) -> Decimal:
+    total = _ZERO
+    for amount in amounts:
+        total = _STRICT.add(total, amount)
+    return total

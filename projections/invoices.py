@@ -1,0 +1,203 @@
+"""Invoice drafts, finalization, verification, corrections and lineage: the billing use cases."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from catalog.billing import BillingApp
+from catalog.invoice import InvoiceDraft, canonical_json, correction, invoice_hash, note_kind
+from catalog.pricing import draft_invoice
+from catalog.terms import ContractTerms, ProductTerms
+from ledger.errors import Conflict, Invalid, NotFound
+from ledger.model import LedgerEvent, plain
+from ledger.ports import LedgerStore
+from projections.hourly import HourlyUsage, derive_hour
+from projections.ports import UsageStore
+
+Positions = dict[int, int]  # partition -> greatest offset included
+
+
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    """[start, end) of a 'YYYY-MM' billing period in UTC."""
+    try:
+        year, month = (int(x) for x in period.split("-"))
+        start = datetime(year, month, 1, tzinfo=UTC)
+    except ValueError:
+        raise Invalid(f"period {period!r} is not YYYY-MM, e.g. 2026-11") from None
+    days = calendar.monthrange(year, month)[1]
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+    assert (end - start).days == days
+    return start, end
+
+
+def _within(event: LedgerEvent, positions: Positions | None) -> bool:
+    if positions is None:
+        return True
+    limit = positions.get(event.position.partition)
+    return limit is not None and event.position.offset <= limit
+
+
+def ledger_usage(
+    ledger: LedgerStore,
+    tenant_id: str,
+    period: str,
+    products: dict[str, ProductTerms],
+    positions: Positions | None = None,
+) -> tuple[list[HourlyUsage], Positions]:
+    """Hourly usage of the period derived straight from ledger rows — as known at `positions`
+    when given — and the greatest position of each partition it includes."""
+    start, end = period_bounds(period)
+    units = {sku: p.billing_unit for sku, p in products.items()}
+    rows: list[HourlyUsage] = []
+    covered: Positions = {}
+    for hour in ledger.hours(tenant_id):
+        if not start <= hour < end:
+            continue
+        events = [e for e in ledger.events_in_hour(tenant_id, hour) if _within(e, positions)]
+        for e in events:
+            p = e.position.partition
+            covered[p] = max(covered.get(p, -1), e.position.offset)
+        rows.extend(derive_hour(events, units.get))
+    return rows, covered
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    recorded: str
+    derived: str
+
+
+@dataclass(frozen=True)
+class LineageRow:
+    hour: datetime
+    pulse_id: str
+    quantity: str
+    unit: str
+    position: str
+    arrival: datetime
+
+
+class Invoicing:
+    def __init__(self, app: BillingApp, ledger: LedgerStore, usage: UsageStore) -> None:
+        self._app = app
+        self._ledger = ledger
+        self._usage = usage
+
+    def _contract(self, tenant_id: str) -> tuple[ContractTerms | None, int | None]:
+        found = self._app.contract(tenant_id)
+        return (None, None) if found is None else found
+
+    def draft(self, tenant_id: str, period: str) -> InvoiceDraft:
+        """The live draft from the hourly-usage projection and the terms in force now."""
+        start, end = period_bounds(period)
+        contract, _version = self._contract(tenant_id)
+        rows = self._usage.usage(tenant_id, start, end)
+        return draft_invoice(tenant_id, period, rows, self._app.products(), contract)
+
+    def finalize(self, tenant_id: str, period: str) -> tuple[InvoiceDraft, str]:
+        """Prices the period from the ledger and records it; a finalized invoice never changes."""
+        if self._app.invoice(tenant_id, period) is not None:
+            raise Conflict(
+                f"invoice of {tenant_id} for {period} is already finalized; "
+                "use `pulse invoice verify` or `pulse invoice correct`"
+            )
+        products = self._app.products()
+        contract, contract_version = self._contract(tenant_id)
+        rows, covered = ledger_usage(self._ledger, tenant_id, period, products)
+        draft = draft_invoice(tenant_id, period, rows, products, contract)
+        digest = invoice_hash(draft)
+        pins = {
+            "positions": {str(p): o for p, o in sorted(covered.items())},
+            "products": self._app.product_versions(),
+            "contract": contract_version,
+        }
+        self._app.record_finalized(tenant_id, period, canonical_json(draft), digest, pins)
+        return draft, digest
+
+    def verify(self, tenant_id: str, period: str) -> Verification:
+        """Re-derives the finalized invoice from the ledger up to its recorded positions with
+        the catalog and contract versions it used, and compares the SHA-256."""
+        invoice = self._require(tenant_id, period)
+        positions, products, contract = self._pinned(tenant_id, invoice.pins)
+        rows, _ = ledger_usage(self._ledger, tenant_id, period, products, positions)
+        derived = invoice_hash(draft_invoice(tenant_id, period, rows, products, contract))
+        return Verification(derived == invoice.sha256, invoice.sha256, derived)
+
+    def correct(self, tenant_id: str, period: str) -> dict[str, Any] | None:
+        """If the ledger now holds usage the last document of the period did not, records a
+        correction document (credit/debit note) with the difference per line and returns it."""
+        invoice = self._require(tenant_id, period)
+        positions, products, contract = self._pinned(tenant_id, invoice.pins)
+        if invoice.corrections:
+            last = invoice.corrections[-1]["pins"]["positions"]
+            positions = {int(p): o for p, o in last.items()}
+        # The previous document is re-derived (reproducibly, see verify) rather than parsed.
+        before, _ = ledger_usage(self._ledger, tenant_id, period, products, positions)
+        previous = draft_invoice(tenant_id, period, before, products, contract)
+        rows, covered = ledger_usage(self._ledger, tenant_id, period, products)
+        revised = draft_invoice(tenant_id, period, rows, products, contract)
+        lines = correction(previous, revised)
+        if not lines:
+            return None
+        total = revised.total - previous.total
+        note = {
+            "document": canonical_json(revised),
+            "sha256": invoice_hash(revised),
+            "lines": [
+                {
+                    "sku": c.sku,
+                    "segment_start": c.segment_start.isoformat(),
+                    "kind": c.kind,
+                    "quantity_delta": plain(c.quantity_delta),
+                    "amount_delta": plain(c.amount_delta),
+                }
+                for c in lines
+            ],
+            "total": plain(total),
+            "pins": {**invoice.pins, "positions": {str(p): o for p, o in sorted(covered.items())}},
+        }
+        self._app.record_correction(invoice, **note)
+        kind = {"debit": "debit note", "credit": "credit note", "none": "zero-sum note"}
+        return {**note, "kind": kind[note_kind(total)], "references": invoice.sha256}
+
+    def explain(self, tenant_id: str, period: str, sku: str) -> list[LineageRow]:
+        """Line -> hourly buckets -> pulse ids -> Kafka partition/offset and arrival time."""
+        start, end = period_bounds(period)
+        out = []
+        for hour in self._ledger.hours(tenant_id):
+            if not start <= hour < end:
+                continue
+            for e in self._ledger.events_in_hour(tenant_id, hour):
+                if e.pulse.product_sku == sku:
+                    out.append(
+                        LineageRow(
+                            hour,
+                            e.pulse.pulse_id,
+                            plain(e.pulse.used_amount),
+                            e.pulse.use_unit,
+                            str(e.position),
+                            e.arrival,
+                        )
+                    )
+        if not out:
+            raise NotFound(f"no usage of {sku} for tenant {tenant_id} in {period}")
+        return sorted(out, key=lambda r: (r.hour, r.pulse_id))
+
+    def _require(self, tenant_id: str, period: str) -> Any:
+        invoice = self._app.invoice(tenant_id, period)
+        if invoice is None:
+            raise NotFound(f"no finalized invoice of {tenant_id} for {period}")
+        return invoice
+
+    def _pinned(
+        self, tenant_id: str, pins: dict[str, Any]
+    ) -> tuple[Positions, dict[str, ProductTerms], ContractTerms | None]:
+        products = self._app.products_at(pins["products"])
+        version = pins["contract"]
+        contract = None if version is None else self._app.contract_at(tenant_id, version)
+        positions = {int(p): o for p, o in pins["positions"].items()}
+        return positions, products, contract

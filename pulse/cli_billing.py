@@ -1,0 +1,351 @@
+"""`pulse catalog|contracts|invoice ...`: the billing commands (event-sourced terms, invoices)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from catalog.files import FileProblems, read_catalog, read_contracts
+from catalog.invoice import InvoiceDraft
+from catalog.terms import MINOR_UNITS, ContractVersion
+from ledger.model import plain
+from pulse.settings import Backend, Settings
+
+catalog_app = typer.Typer(help="The product catalog. Example: pulse catalog apply catalog.yaml")
+contracts_app = typer.Typer(help="Tenant contracts. Example: pulse contracts show acme")
+invoice_app = typer.Typer(help="Invoices. Example: pulse invoice show acme --period 2026-11")
+
+console = Console()
+err = Console(stderr=True)
+
+Embedded = Annotated[bool, typer.Option(help="use the embedded SQLite backends")]
+
+
+def _settings(embedded: bool) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={"backend": Backend.EMBEDDED}) if embedded else settings
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        err.print(f"[red]error:[/] cannot read {path}: {exc.strerror}")
+        raise typer.Exit(2) from None
+
+
+def _apply(kind: str, path: Path, embedded: bool) -> None:
+    from pulse.bootstrap import billing_app
+
+    text = _read(path)
+    try:
+        parsed = read_catalog(text) if kind == "catalog" else read_contracts(text)
+    except FileProblems as exc:
+        err.print(f"[red]{path}: nothing recorded, {len(exc.problems)} problem(s):[/]")
+        for problem in exc.problems:
+            err.print(f"  {path}:{problem}")
+        raise typer.Exit(2) from None
+    app = billing_app(_settings(embedded))
+    notes = app.apply_catalog(parsed) if kind == "catalog" else app.apply_contracts(parsed)  # type: ignore[arg-type]
+    for note in notes:
+        console.print(f"recorded: {note}")
+    console.print(f"{path}: {len(notes)} change(s) recorded" if notes else f"{path}: no change")
+
+
+@catalog_app.command("apply")
+def catalog_apply(file: Path, embedded: Embedded = False) -> None:
+    """Record the difference between the catalog and FILE as events (nothing if unchanged).
+
+    Example: pulse catalog apply pulse/sample/catalog.yaml --embedded
+    """
+    _apply("catalog", file, embedded)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    at: Annotated[str | None, typer.Option(help="date (YYYY-MM-DD); default today")] = None,
+    embedded: Embedded = False,
+) -> None:
+    """Print the products and the price plan in force.
+
+    Example: pulse catalog show --at 2026-11-20
+    """
+    from pulse.bootstrap import billing_app
+
+    day = _day(at)
+    table = Table(title=f"catalog in force on {day}")
+    for column in ("sku", "name", "category", "billing unit", "currency", "plan", "since"):
+        table.add_column(column)
+    for sku, p in sorted(billing_app(_settings(embedded)).products().items()):
+        versions = [v for v in p.plans if v.effective_from <= day]
+        plan = versions[-1] if versions else None
+        table.add_row(
+            sku,
+            p.name,
+            p.category,
+            p.billing_unit,
+            p.currency,
+            _plan_text(plan.plan) if plan else "none in force",
+            str(plan.effective_from) if plan else "",
+        )
+    console.print(table)
+
+
+@contracts_app.command("apply")
+def contracts_apply(file: Path, embedded: Embedded = False) -> None:
+    """Record new or changed contract amendments of FILE as events (nothing if unchanged).
+
+    Example: pulse contracts apply pulse/sample/contracts.yaml --embedded
+    """
+    _apply("contracts", file, embedded)
+
+
+@contracts_app.command("show")
+def contracts_show(
+    tenant: str,
+    at: Annotated[str | None, typer.Option(help="date (YYYY-MM-DD); default today")] = None,
+    embedded: Embedded = False,
+) -> None:
+    """Print the contract terms of TENANT in force on a date.
+
+    Example: pulse contracts show acme --at 2026-11-01
+    """
+    from pulse.bootstrap import billing_app
+
+    day = _day(at)
+    found = billing_app(_settings(embedded)).contract(tenant)
+    if found is None:
+        err.print(f"[red]not found:[/] no contract for tenant {tenant!r}")
+        raise typer.Exit(3)
+    versions = [v for v in found[0].versions if v.effective_from <= day]
+    if not versions:
+        console.print(f"{tenant}: no amendment in force on {day}")
+        return
+    console.print(_contract_text(tenant, versions[-1]))
+
+
+def _day(text: str | None) -> date:
+    if text is None:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        err.print(f"[red]error:[/] --at: {text!r} is not a date (YYYY-MM-DD)")
+        raise typer.Exit(2) from None
+
+
+def _plan_text(plan: object) -> str:
+    from catalog.terms import PlanKind, PricePlan
+
+    assert isinstance(plan, PricePlan)
+    if plan.kind is PlanKind.PER_UNIT:
+        text = f"per unit {plain(plan.unit_price)}"
+    elif plan.kind is PlanKind.PACKAGE:
+        text = f"package {plain(plan.package_price)} per {plain(plan.package_size)}"
+    else:
+        tiers = ", ".join(
+            f"≤{plain(t.up_to)}: {plain(t.unit_price)}"
+            if t.up_to is not None
+            else f"rest: {plain(t.unit_price)}"
+            for t in plan.tiers
+        )
+        text = f"{plan.kind.value} [{tiers}]"
+    if plan.minimum_charge:
+        text += f", minimum {plain(plan.minimum_charge)}"
+    return text
+
+
+def _contract_text(tenant: str, v: ContractVersion) -> str:
+    lines = [f"contract of {tenant}, amendment in force since {v.effective_from}:"]
+    for d in v.discounts:
+        scope = f"SKU {d.sku}" if d.sku else f"category {d.category}" if d.category else "all"
+        lines.append(f"  discount {plain(d.percent)}% on {scope}")
+    for sku, plan in v.overrides:
+        lines.append(f"  price override {sku}: {_plan_text(plan)}")
+    for sku, amount in v.allowances:
+        lines.append(f"  free allowance {sku}: {plain(amount)} per month")
+    if v.commitment:
+        lines.append(f"  committed monthly spend: {plain(v.commitment)}")
+    return "\n".join(lines)
+
+
+def _invoicing(embedded: bool) -> Any:
+    from projections.invoices import Invoicing
+    from pulse.bootstrap import billing_app, build
+
+    settings = _settings(embedded)
+    parts = build(settings)
+    return Invoicing(billing_app(settings), parts.ledger, parts.usage), parts
+
+
+Period = Annotated[str, typer.Option("--period", help="billing month YYYY-MM (UTC)")]
+
+
+def money(amount: Decimal, currency: str) -> str:
+    """An amount shown with the currency's minor digits (amounts are already rounded)."""
+    return format(amount, f".{MINOR_UNITS.get(currency, 2)}f")
+
+
+def invoice_table(draft: InvoiceDraft) -> Table:
+    """One row per line; tier breakdowns are in `--json` and `pulse invoice explain`."""
+    table = Table(title=f"invoice of {draft.tenant_id} for {draft.period} ({draft.currency})")
+    for column, justify in (
+        ("sku", "left"),
+        ("days", "left"),
+        ("quantity", "right"),
+        ("unit", "left"),
+        ("free", "right"),
+        ("plan", "left"),
+        ("disc.", "right"),
+        ("amount", "right"),
+    ):
+        table.add_column(column, justify=justify, no_wrap=column in ("sku", "amount"))  # type: ignore[arg-type]
+    for line in draft.lines:
+        amount = money(line.amount, draft.currency)
+        if line.kind != "usage":
+            table.add_row(line.sku, f"{line.kind} true-up", "", "", "", "", "", amount)
+            continue
+        last_day = line.segment_end - timedelta(microseconds=1)
+        table.add_row(
+            line.sku,
+            f"{line.segment_start:%m-%d}..{last_day:%m-%d}",
+            plain(line.quantity),
+            line.unit,
+            plain(line.allowance_used) if line.allowance_used else "",
+            f"{line.plan_kind.value if line.plan_kind else '-'}"
+            + ("*" if line.plan_source == "contract" else ""),
+            f"{plain(line.discount_percent)}%" if line.discount_percent else "",
+            amount,
+        )
+    table.add_section()
+    table.add_row("total", "", "", "", "", "", "", money(draft.total, draft.currency))
+    table.caption = "* price from the tenant's contract"
+    return table
+
+
+def _print_draft(draft: InvoiceDraft) -> None:
+    console.print(invoice_table(draft))
+    for u in draft.unpriced:
+        console.print(
+            f"  unpriced: {u.sku} {plain(u.quantity)} {u.unit} — {u.reason}", style="yellow"
+        )
+
+
+@invoice_app.command("show")
+def invoice_show(
+    tenant: str,
+    period: Period,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    embedded: Embedded = False,
+) -> None:
+    """Print the draft invoice of TENANT for a month (hourly usage x terms in force now).
+
+    Example: pulse invoice show acme --period 2026-11
+    """
+    from catalog.invoice import canonical_json
+
+    invoicing, parts = _invoicing(embedded)
+    try:
+        draft = invoicing.draft(tenant, period)
+    finally:
+        parts.close()
+    if as_json:
+        print(json.dumps(json.loads(canonical_json(draft)), indent=2))
+    else:
+        _print_draft(draft)
+
+
+@invoice_app.command("finalize")
+def invoice_finalize(tenant: str, period: Period, embedded: Embedded = False) -> None:
+    """Price the month from the ledger and record it for good (lines, totals, ledger positions,
+    catalog/contract versions, SHA-256). Example: pulse invoice finalize acme --period 2026-11
+    """
+    invoicing, parts = _invoicing(embedded)
+    try:
+        draft, digest = invoicing.finalize(tenant, period)
+    finally:
+        parts.close()
+    _print_draft(draft)
+    console.print(f"finalized; sha256 {digest}")
+
+
+@invoice_app.command("verify")
+def invoice_verify(tenant: str, period: Period, embedded: Embedded = False) -> None:
+    """Re-derive a finalized invoice and compare its SHA-256 (exit 1 when it differs).
+
+    Example: pulse invoice verify acme --period 2026-11
+    """
+    invoicing, parts = _invoicing(embedded)
+    try:
+        result = invoicing.verify(tenant, period)
+    finally:
+        parts.close()
+    if result.ok:
+        console.print(f"verified: {tenant} {period} re-derives to sha256 {result.recorded}")
+        return
+    err.print(f"[red]MISMATCH:[/] recorded {result.recorded}, re-derived {result.derived}")
+    raise typer.Exit(1)
+
+
+@invoice_app.command("correct")
+def invoice_correct(tenant: str, period: Period, embedded: Embedded = False) -> None:
+    """Issue a credit/debit note if usage of a finalized month changed since its last document.
+
+    Example: pulse invoice correct acme --period 2026-11
+    """
+    invoicing, parts = _invoicing(embedded)
+    try:
+        note = invoicing.correct(tenant, period)
+    finally:
+        parts.close()
+    if note is None:
+        console.print(f"{tenant} {period}: usage unchanged, no correction needed")
+        return
+    console.print(
+        f"{note['kind']} for {tenant} {period}, referencing invoice "
+        f"{note['references'][:16]}…: total {note['total']}"
+    )
+    for line in note["lines"]:
+        console.print(
+            f"  {line['sku']} {line['kind']} from {line['segment_start']}: "
+            f"quantity {line['quantity_delta']}, amount {line['amount_delta']}"
+        )
+
+
+@invoice_app.command("explain")
+def invoice_explain(
+    tenant: str,
+    period: Period,
+    line: Annotated[str, typer.Option("--line", help="the SKU of the invoice line")],
+    embedded: Embedded = False,
+) -> None:
+    """Lineage of an invoice line: hourly buckets -> pulse ids -> Kafka partition:offset.
+
+    Example: pulse invoice explain acme --period 2026-11 --line network.egress
+    """
+    invoicing, parts = _invoicing(embedded)
+    try:
+        rows = invoicing.explain(tenant, period, line)
+    finally:
+        parts.close()
+    table = Table(title=f"lineage of {line} for {tenant} {period}")
+    for column in ("hour (UTC)", "pulse_id", "quantity", "unit", "ledger position", "arrival"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            f"{r.hour:%Y-%m-%d %H:00}",
+            r.pulse_id,
+            r.quantity,
+            r.unit,
+            r.position,
+            r.arrival.isoformat(timespec="milliseconds"),
+        )
+    console.print(table)
+    console.print(f"{len(rows)} pulse(s)")
