@@ -508,17 +508,20 @@ def _check_rows(
     tenant_id: str, period: str, start: datetime, end: datetime, usage: Sequence[HourlyUsage]
 ) -> None:
     seen: set[tuple[datetime, str, str]] = set()
+
+    def where(row: HourlyUsage) -> str:  # built only on failure: this loop is hot
+        return f"usage row {row.product_sku} {row.unit} at {row.hour.isoformat()}"
+
     for row in usage:
-        where = f"usage row {row.product_sku} {row.unit} at {row.hour.isoformat()}"
         if row.tenant_id != tenant_id:
-            raise ValueError(f"{where} belongs to {row.tenant_id!r}, not {tenant_id!r}")
+            raise ValueError(f"{where(row)} belongs to {row.tenant_id!r}, not {tenant_id!r}")
         if not start <= row.hour < end:
-            raise ValueError(f"{where} is outside the period {period}")
+            raise ValueError(f"{where(row)} is outside the period {period}")
         if not row.quantity.is_finite() or row.quantity < 0:
-            raise ValueError(f"{where} has quantity {row.quantity}, not a finite amount >= 0")
+            raise ValueError(f"{where(row)} has quantity {row.quantity}, not a finite amount >= 0")
         key = (row.hour, row.product_sku, row.unit)
         if key in seen:
-            raise ValueError(f"{where} is given twice (it would be counted twice)")
+            raise ValueError(f"{where(row)} is given twice (it would be counted twice)")
         seen.add(key)
 
 
