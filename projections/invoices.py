@@ -187,6 +187,10 @@ class Invoicing:
             raise NotFound(f"no usage of {sku} for tenant {tenant_id} in {period}")
         return sorted(out, key=lambda r: (r.hour, r.pulse_id))
 
+    def finalized(self, tenant_id: str, period: str) -> Any:
+        """The finalized Invoice aggregate of the period, or None."""
+        return self._app.invoice(tenant_id, period)
+
     def _require(self, tenant_id: str, period: str) -> Any:
         invoice = self._app.invoice(tenant_id, period)
         if invoice is None:

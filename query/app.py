@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 
+from catalog.invoice import canonical_json
+from ledger.errors import Invalid
 from ledger.model import LedgerEvent, plain
 from ledger.ports import LedgerStore
+from projections.invoices import Invoicing
 from projections.ports import UsageStore
 from query.schemas import ConflictResponse, PulseResponse, UsageResponse, UsageRow
 
@@ -48,10 +52,48 @@ def _pulse(event: LedgerEvent) -> PulseResponse:
     )
 
 
-def create_app(ledger: LedgerStore, usage: UsageStore) -> FastAPI:
+def _invoicing(request: Request) -> Invoicing:
+    invoicing: Invoicing | None = request.app.state.invoicing
+    if invoicing is None:
+        raise HTTPException(503, "invoices are not configured on this API instance")
+    return invoicing
+
+
+Invoices = Annotated[Invoicing, Depends(_invoicing)]
+
+
+def create_app(
+    ledger: LedgerStore, usage: UsageStore, invoicing: Invoicing | None = None
+) -> FastAPI:
     app = FastAPI(title="pulse-ledger read API", version="1")
     app.state.ledger = ledger
     app.state.usage = usage
+    app.state.invoicing = invoicing
+
+    @app.get("/v1/tenants/{tenant_id}/invoices/{period}/draft")
+    def invoice_draft(tenant_id: str, period: str, invoices: Invoices) -> dict[str, Any]:
+        """The live draft: hourly usage priced with the terms in force now (exact strings)."""
+        try:
+            draft = invoices.draft(tenant_id, period)
+        except Invalid as exc:
+            raise HTTPException(422, str(exc)) from None
+        document: dict[str, Any] = json.loads(canonical_json(draft))
+        return document
+
+    @app.get("/v1/tenants/{tenant_id}/invoices/{period}")
+    def invoice_final(tenant_id: str, period: str, invoices: Invoices) -> dict[str, Any]:
+        """The finalized invoice with its SHA-256 and any correction notes since."""
+        invoice = invoices.finalized(tenant_id, period)
+        if invoice is None:
+            raise HTTPException(404, f"no finalized invoice of {tenant_id!r} for {period!r}")
+        return {
+            "invoice": json.loads(invoice.document),
+            "sha256": invoice.sha256,
+            "pins": invoice.pins,
+            "corrections": [
+                {k: v for k, v in c.items() if k != "document"} for c in invoice.corrections
+            ],
+        }
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -22,8 +22,12 @@ class ApiServer:
 
 
 def start_api(settings: Settings, parts: Parts) -> ApiServer:
+    from projections.invoices import Invoicing
+    from pulse.bootstrap import billing_app
+
+    invoicing = Invoicing(billing_app(settings), parts.ledger, parts.usage)
     config = uvicorn.Config(
-        create_app(parts.ledger, parts.usage),
+        create_app(parts.ledger, parts.usage, invoicing),
         host=settings.api.host,
         port=settings.api.port,
         log_level="warning",

@@ -109,6 +109,7 @@ def test_finalized_invoice_matches_independent_total_verifies_and_is_corrected(
         note = invoicing.correct(tenant, PERIOD)
         again = invoicing.correct(tenant, PERIOD)
         verified_after = invoicing.verify(tenant, PERIOD)
+        lineage = invoicing.explain(tenant, PERIOD, "network.egress")
         client.close()
 
     # then: the total is what the catalog and contract say for the unique pulses
@@ -123,3 +124,9 @@ def test_finalized_invoice_matches_independent_total_verifies_and_is_corrected(
     assert note["kind"] == "debit note" and note["references"] == digest
     [line] = note["lines"]
     assert (line["sku"], Decimal(line["quantity_delta"])) == ("network.egress", Decimal(100))
+    # lineage: the egress line's pulses, each with its ledger (Kafka) position, once
+    assert sorted(r.pulse_id for r in lineage) == sorted(
+        [f"eg-{d}" for d in range(0, 31, 3)] + ["eg-late"]
+    )
+    assert len({r.position for r in lineage}) == len(lineage)
+    assert all(r.hour.strftime("%Y-%m") == PERIOD for r in lineage)

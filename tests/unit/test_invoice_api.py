@@ -1,0 +1,74 @@
+"""Invoice endpoints of the read API over the embedded stores and the SQLite event store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from catalog.billing import BillingApp
+from catalog.files import read_catalog
+from ledger.model import LedgerEvent, Position, Pulse
+from ledger.sqlite_store import SQLiteLedgerStore
+from projections.invoices import Invoicing
+from projections.runner import project_hours
+from projections.sqlite import SQLiteUsageStore
+from pulse.bootstrap import SAMPLE_CATALOG
+from query.app import create_app
+
+HOUR = datetime(2026, 10, 7, 9, tzinfo=UTC)
+
+
+def client(tmp_path: Path) -> tuple[TestClient, Invoicing]:
+    ledger = SQLiteLedgerStore(tmp_path / "ledger.sqlite")
+    usage = SQLiteUsageStore(tmp_path / "usage.sqlite")
+    app = BillingApp(
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "b.db")}
+    )
+    products = read_catalog(SAMPLE_CATALOG.read_text())
+    app.apply_catalog(products)
+    units = {p.sku: p.billing_unit for p in products}
+    pulse = Pulse("p1", "acme", "compute.vcpu", Decimal(100), "vCPU-hour", HOUR)
+    ledger.append([LedgerEvent.of(pulse, Position(0, 7), HOUR + timedelta(minutes=1))])
+    project_hours([("acme", HOUR)], ledger, usage, units.get)
+    invoicing = Invoicing(app, ledger, usage)
+    return TestClient(create_app(ledger, usage, invoicing)), invoicing
+
+
+def test_draft_is_served_with_exact_amounts(tmp_path: Path) -> None:
+    # given
+    api, _ = client(tmp_path)
+    # when
+    body = api.get("/v1/tenants/acme/invoices/2026-10/draft").json()
+    # then: 100 vCPU-hour x 0.0450 = 4.50 (sample catalog, October price)
+    assert body["total"] == "4.5"
+    [line] = body["lines"]
+    assert (line["sku"], line["quantity"], line["amount"]) == ("compute.vcpu", "100", "4.5")
+
+
+def test_finalized_invoice_is_404_until_finalized_then_served_with_its_hash(
+    tmp_path: Path,
+) -> None:
+    # given
+    api, invoicing = client(tmp_path)
+    missing = api.get("/v1/tenants/acme/invoices/2026-10")
+    # when
+    _draft, digest = invoicing.finalize("acme", "2026-10")
+    found = api.get("/v1/tenants/acme/invoices/2026-10")
+    # then
+    assert missing.status_code == 404 and "acme" in missing.json()["detail"]
+    assert found.status_code == 200
+    assert found.json()["sha256"] == digest
+    assert found.json()["pins"]["positions"] == {"0": 7}
+
+
+def test_a_malformed_period_is_422_naming_it(tmp_path: Path) -> None:
+    # given
+    api, _ = client(tmp_path)
+    # when
+    response = api.get("/v1/tenants/acme/invoices/october/draft")
+    # then
+    assert response.status_code == 422
+    assert "october" in response.json()["detail"]
