@@ -1,0 +1,636 @@
+"""eventsourcing on CQL, the storage core: datastore, error boundary, tables and the locked write.
+
+ScyllaAggregateRecorder holds the write protocol; the recorders of catalog/scylla.py extend it.
+
+Tables, in one keyspace, shared CQL only (no SAI, counters, materialized views or indexes):
+
+  <events>                 aggregate sequences, PRIMARY KEY ((originator_id), originator_version)
+  <events>_notifications   the application sequence, PRIMARY KEY ((bucket), notification_id),
+                           bucket = notification_id // 1000: range scans over small partitions
+  eventsourcing_logs       one row per events table: committed `last_id` and the write lock
+  <tracking>               one row per upstream application, PRIMARY KEY (application_name)
+
+A write of an application (and of an aggregate recorder whose write needs more than one
+conditional batch) is a transaction serialized by the log row:
+
+  1. acquire — LWT `IF epoch = :seen AND holder = null` sets a new epoch, a lease and the
+     intent (event keys, tracking row). Ids last_id+1 .. last_id+n now belong to this writer.
+  2. check — reads: no event key exists, the tracking id advances. Nothing moves under the lock.
+  3. write, concurrently — notification rows (plain inserts USING TIMESTAMP epoch: invisible
+     until 4, and always overwritten by a later epoch), each aggregate's events as
+     single-partition conditional batches `IF NOT EXISTS` stamped `txn = epoch`, and the
+     tracking row as an exact compare-and-set.
+  4. commit — LWT `IF epoch = :mine AND holder = :me` sets last_id = last_id + n, frees the lock.
+
+A failure before 4 undoes the rows stamped with this epoch and frees the lock. A writer that
+dies leaves its intent on the log row; once its lease has expired the next writer takes the
+lock over (a new epoch) and undoes those rows first. Readers never look past the committed
+last_id, so ids are gap-free, unique and in commit order. Driver errors become the library's
+PersistenceError classes in `translated`, the one boundary every statement passes through.
+
+Limits: select_events may show a write's events between steps 3 and 4, and they vanish if it
+then fails (only failing writes are ever seen so). Leases compare clocks: hosts must agree to
+well within CQL_LOCK_LEASE. A writer stalled past its lease whose late write lands after the
+take-over's undo undoes it again when its commit fails; only if it also dies then do orphan
+events (without notifications) remain. Writes to one log are serialized: ~300 one-event saves/s
+on a 2-core machine (bench/eventstore.py); other logs and single-batch aggregate writes do not wait.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import os
+import random
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+from uuid import UUID
+
+from cassandra import (
+    AuthenticationFailed,
+    DriverException,
+    OperationTimedOut,
+    RequestExecutionException,
+    RequestValidationException,
+    UnresolvableContactPoints,
+)
+from cassandra import protocol as cql_protocol
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, NoHostAvailable, Session
+from cassandra.connection import ConnectionException
+from cassandra.query import BatchStatement, BatchType
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    Recorder,
+    StoredEvent,
+    Tracking,
+)
+
+log = logging.getLogger(__name__)
+
+LOGS_TABLE = "eventsourcing_logs"
+BUCKET_SIZE = 1000  # notification ids per partition of <events>_notifications
+BATCH_BYTES = 40 * 1024  # per batch: below Cassandra's 50 KiB batch failure threshold
+ROW_OVERHEAD = 96  # bytes per row besides topic and state (ids, versions, framing)
+SERIAL = "serial"  # name of the execution profile of linearizable (Paxos) reads
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")  # unquoted CQL names, Cassandra's 48-char limit
+_HOST = socket.gethostname()
+
+T = TypeVar("T")
+Key = tuple[str, int]  # (originator_id, originator_version)
+PendingTracking = tuple[str, str, int]  # (tracking table, application name, notification id)
+Request = tuple[Any, Sequence[Any] | None]  # (statement, parameters)
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """The one boundary where driver errors become the library's PersistenceError classes."""
+    try:
+        yield
+    except (RequestValidationException, cql_protocol.RequestValidationException) as e:
+        raise ProgrammingError(f"{what}: {e}") from e  # bad CQL, missing table, permissions
+    except AuthenticationFailed as e:
+        raise InterfaceError(f"{what}: {e}") from e
+    except (
+        RequestExecutionException,  # timeouts, unavailable replicas, coordinator failures
+        cql_protocol.RequestExecutionException,  # overloaded, bootstrapping
+        OperationTimedOut,
+        NoHostAvailable,
+        ConnectionException,
+        UnresolvableContactPoints,
+    ) as e:
+        raise OperationalError(f"{what}: {type(e).__name__}: {e}") from e
+    except (DriverException, cql_protocol.ErrorMessage) as e:
+        raise DatabaseError(f"{what}: {type(e).__name__}: {e}") from e
+
+
+def applied(result: Any) -> bool:
+    """The outcome of an LWT. Only `[applied]` is read: the other columns differ between
+    ScyllaDB and Cassandra."""
+    return bool(result.one()[result.column_names.index("[applied]")])
+
+
+def checked_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ProgrammingError(f"not a CQL table name (lowercase, at most 48 chars): {name!r}")
+    return name
+
+
+def chunked(items: Sequence[T], size_of: Callable[[T], int]) -> Iterator[list[T]]:
+    """Consecutive runs of items whose estimated size stays under BATCH_BYTES."""
+    chunk: list[T] = []
+    size = 0
+    for item in items:
+        item_size = size_of(item) + ROW_OVERHEAD
+        if chunk and size + item_size > BATCH_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item_size
+    if chunk:
+        yield chunk
+
+
+def event_size(event: StoredEvent) -> int:
+    return len(event.state) + len(event.topic) + len(str(event.originator_id))
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def to_ms(value: Any) -> int | None:
+    """A CQL timestamp as returned by the driver (naive UTC datetime) in epoch milliseconds."""
+    if value is None:
+        return None
+    return int(calendar.timegm(value.utctimetuple()) * 1000 + value.microsecond // 1000)
+
+
+@dataclass(frozen=True)
+class Head:
+    """A log row: committed last_id, and the lock with the intent of its holder."""
+
+    epoch: int
+    last_id: int
+    holder: str | None = None
+    expires_ms: int | None = None
+    pending_txn: int | None = None
+    pending_keys: tuple[Key, ...] = ()
+    pending_tracking: PendingTracking | None = None
+
+
+@dataclass(frozen=True)
+class LogLock:
+    epoch: int  # also the txn stamp of the rows written under it
+    holder: str
+    last_id: int  # committed last_id when acquired
+
+
+class ScyllaDatastore:
+    """A driver session on one keyspace: statements, error translation, per-log local locks."""
+
+    def __init__(
+        self,
+        session: Session,
+        keyspace: str,
+        *,
+        cluster: Cluster | None = None,
+        replication_factor: int = 1,
+        originator_id_type: Literal["uuid", "text"] = "uuid",
+        lock_lease: float = 20.0,
+        lock_timeout: float = 60.0,
+    ) -> None:
+        self.session = session
+        self.cluster = cluster
+        self.keyspace = checked_name(keyspace)
+        self.replication_factor = replication_factor
+        self.originator_id_type = originator_id_type
+        self.lock_lease_ms = int(lock_lease * 1000)
+        self.lock_timeout = lock_timeout
+        self.heads: dict[str, Head] = {}  # last known free head per log, under its local lock
+        self._prepared: dict[str, Any] = {}
+        self._local_locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._keyspace_ready = False
+
+    def qualified(self, table: str) -> str:
+        return f"{self.keyspace}.{checked_name(table)}"
+
+    def originator_id(self, stored: str) -> UUID | str:
+        return UUID(stored) if self.originator_id_type == "uuid" else stored
+
+    def ensure_keyspace(self) -> None:
+        if self._keyspace_ready:
+            return
+        create = (
+            f"CREATE KEYSPACE IF NOT EXISTS {self.keyspace} WITH replication = "
+            f"{{'class': 'SimpleStrategy', 'replication_factor': {self.replication_factor}}}"
+        )
+        try:
+            self.execute(create)
+        except ProgrammingError as error:
+            if "tablet" not in str(error).lower():
+                raise
+            # A ScyllaDB with tablets on by default rejects them for SimpleStrategy (and some
+            # versions reject LWT on tablets): vnodes it is. Scylla-only syntax, so only here.
+            self.execute(f"{create} AND tablets = {{'enabled': false}}")
+        self._keyspace_ready = True
+
+    def prepare(self, cql: str) -> Any:
+        # Prepared on first use, not in constructors: a recorder may exist before its tables.
+        statement = self._prepared.get(cql)
+        if statement is None:
+            with translated(f"preparing {cql!r}"):
+                statement = self.session.prepare(cql)
+            self._prepared[cql] = statement
+        return statement
+
+    def execute(self, statement: Any, params: Sequence[Any] = (), *, serial: bool = False) -> Any:
+        if isinstance(statement, str) and params:
+            statement = self.prepare(statement)
+        profile = SERIAL if serial else EXEC_PROFILE_DEFAULT
+        with translated(f"executing {getattr(statement, 'query_string', statement)!r}"):
+            return self.session.execute(statement, params or None, execution_profile=profile)
+
+    def execute_all(self, requests: Sequence[Request]) -> list[Any]:
+        """Runs statements concurrently; waits for all of them, then raises the first error."""
+        with translated(f"executing {len(requests)} statements"):
+            futures = [self.session.execute_async(stmt, params) for stmt, params in requests]
+            results: list[Any] = []
+            error: Exception | None = None
+            for future in futures:
+                try:
+                    results.append(future.result())
+                except Exception as e:  # every future must finish before the caller undoes
+                    error = error or e
+            if error is not None:
+                raise error
+            return results
+
+    def rows(self, cql: str, params: Sequence[Any], *, serial: bool = False) -> list[Any]:
+        return list(self.iter_rows(cql, params, serial=serial))
+
+    def iter_rows(
+        self, cql: str, params: Sequence[Any], *, serial: bool = False, fetch_size: int = 0
+    ) -> Iterator[Any]:
+        statement = self.prepare(cql)
+        if fetch_size:
+            statement = statement.bind(params)
+            statement.fetch_size = fetch_size
+            params = ()
+        result = self.execute(statement, params, serial=serial)
+        with translated(f"paging {cql!r}"):  # later pages are fetched while iterating
+            yield from result
+
+    def one(self, cql: str, params: Sequence[Any], *, serial: bool = False) -> Any:
+        found = self.rows(cql, params, serial=serial)
+        return found[0] if found else None
+
+    @contextmanager
+    def local_lock(self, log_name: str) -> Iterator[None]:
+        """Threads of this process queue here, so only one of them contends for the log's LWT."""
+        with self._guard:
+            lock = self._local_locks.setdefault(log_name, threading.Lock())
+        if not lock.acquire(timeout=self.lock_timeout):
+            raise OperationalError(f"timed out waiting for the local write lock of {log_name}")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.shutdown()
+
+
+class ScyllaRecorder(Recorder):
+    def __init__(self, datastore: ScyllaDatastore, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.datastore = datastore
+        self.create_table_statements = self.construct_create_table_statements()
+
+    def construct_create_table_statements(self) -> list[str]:
+        return []
+
+    def create_table(self) -> None:
+        self.datastore.ensure_keyspace()
+        for statement in self.create_table_statements:
+            self.datastore.execute(statement)
+
+
+class ScyllaAggregateRecorder(ScyllaRecorder, AggregateRecorder):
+    def __init__(
+        self, datastore: ScyllaDatastore, *, events_table_name: str = "stored_events", **kw: Any
+    ) -> None:
+        self.events_table_name = checked_name(events_table_name)
+        self.events_table = datastore.qualified(events_table_name)
+        self.logs_table = datastore.qualified(LOGS_TABLE)
+        super().__init__(datastore, **kw)
+        t, logs = self.events_table, self.logs_table
+        self._insert_event = (
+            f"INSERT INTO {t} (originator_id, originator_version, topic, state, txn) "
+            "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS"
+        )
+        self._read_versions = (
+            f"SELECT originator_version, txn FROM {t} "
+            "WHERE originator_id = ? AND originator_version IN ?"
+        )
+        self._delete_event = (
+            f"DELETE FROM {t} WHERE originator_id = ? AND originator_version = ? IF txn = ?"
+        )
+        self._read_head = (
+            f"SELECT epoch, last_id, holder, expires, pending_txn, pending_keys, "
+            f"pending_tracking FROM {logs} WHERE log = ?"
+        )
+        self._init_head = f"INSERT INTO {logs} (log, epoch, last_id) VALUES (?, 0, 0) IF NOT EXISTS"
+        self._acquire_head = (
+            f"UPDATE {logs} SET epoch = ?, holder = ?, expires = ?, pending_txn = ?, "
+            "pending_keys = ?, pending_tracking = ? WHERE log = ? IF epoch = ? AND holder = null"
+        )
+        self._take_over_head = (
+            f"UPDATE {logs} SET epoch = ?, holder = ?, expires = ? WHERE log = ? IF epoch = ?"
+        )
+        free = "holder = null, expires = null, pending_txn = null, pending_keys = null"
+        self._release_head = (
+            f"UPDATE {logs} SET {free}, pending_tracking = null "
+            "WHERE log = ? IF epoch = ? AND holder = ?"
+        )
+        self._commit_head = (
+            f"UPDATE {logs} SET last_id = ?, {free}, pending_tracking = null "
+            "WHERE log = ? IF epoch = ? AND holder = ?"
+        )
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {self.events_table} ("
+            "originator_id text, originator_version bigint, topic text, state blob, txn bigint, "
+            "PRIMARY KEY ((originator_id), originator_version)) "
+            "WITH CLUSTERING ORDER BY (originator_version ASC) AND comment = "
+            "'eventsourcing aggregate sequences; txn = epoch of the locked write that added it'",
+            f"CREATE TABLE IF NOT EXISTS {self.logs_table} ("
+            "log text PRIMARY KEY, last_id bigint, epoch bigint, holder text, expires timestamp, "
+            "pending_txn bigint, pending_keys frozen<list<frozen<tuple<text, bigint>>>>, "
+            "pending_tracking frozen<tuple<text, text, bigint>>) WITH comment = "
+            "'eventsourcing: committed last notification id and write lock per events table'",
+        ]
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if not stored_events:
+            return None
+        groups = self._grouped(stored_events)
+        batches = self._event_batches(groups, txn=None)
+        if len(batches) > 1:  # atomic only under the log's lock
+            self._transaction(stored_events, groups, count=0, tracking=None)
+            return None
+        if not applied(self.datastore.execute(batches[0])):
+            raise IntegrityError(f"{self.events_table}: an event already exists: {stored_events}")
+        return None
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        cql = f"SELECT originator_version, topic, state FROM {self.events_table} "
+        cql += "WHERE originator_id = ?"
+        params: list[Any] = [str(originator_id)]
+        if gt is not None:
+            cql += " AND originator_version > ?"
+            params.append(gt)
+        if lte is not None:
+            cql += " AND originator_version <= ?"
+            params.append(lte)
+        cql += " ORDER BY originator_version " + ("DESC" if desc else "ASC")
+        if limit is not None:
+            cql += " LIMIT ?"
+            params.append(limit)
+        oid = self.datastore.originator_id(str(originator_id))
+        return [
+            StoredEvent(originator_id=oid, originator_version=v, topic=topic, state=state)
+            for v, topic, state in self.datastore.rows(cql, params)
+        ]
+
+    # -- building blocks -------------------------------------------------------------------
+
+    def _grouped(self, events: Sequence[StoredEvent]) -> dict[str, list[StoredEvent]]:
+        groups: dict[str, list[StoredEvent]] = {}
+        seen: set[Key] = set()
+        for event in events:
+            key = (str(event.originator_id), event.originator_version)
+            if key in seen:
+                raise IntegrityError(f"{self.events_table}: event {key} twice in one write")
+            seen.add(key)
+            groups.setdefault(key[0], []).append(event)
+        return groups
+
+    def _event_batches(self, groups: dict[str, list[StoredEvent]], txn: int | None) -> list[Any]:
+        """Single-partition conditional batches: one per aggregate unless it exceeds BATCH_BYTES."""
+        insert = self.datastore.prepare(self._insert_event)
+        batches = []
+        for oid, events in groups.items():
+            for chunk in chunked(events, event_size):
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for e in chunk:
+                    batch.add(insert, (oid, e.originator_version, e.topic, e.state, txn))
+                batches.append(batch)
+        return batches
+
+    def _existing(self, groups: dict[str, list[StoredEvent]]) -> list[tuple[str, int, Any]]:
+        """(originator_id, version, txn) of the rows that exist among the given events' keys."""
+        read = self.datastore.prepare(self._read_versions)
+        requests = [(read, (oid, [e.originator_version for e in es])) for oid, es in groups.items()]
+        results = self.datastore.execute_all(requests)
+        return [(oid, v, txn) for oid, rows in zip(groups, results, strict=True) for v, txn in rows]
+
+    # -- the locked write (module docstring, steps 1-4) --------------------------------------
+
+    def _transaction(
+        self,
+        events: Sequence[StoredEvent],
+        groups: dict[str, list[StoredEvent]],
+        count: int,
+        tracking: Tracking | None,
+    ) -> int:
+        """Writes events, `count` notifications and tracking atomically (module docstring,
+        steps 1-4); returns the first notification id assigned."""
+        keys = [(oid, e.originator_version) for oid, es in groups.items() for e in es]
+        pending_tracking = self._pending_tracking(tracking)
+        with self.datastore.local_lock(self.events_table_name):
+            lock = self._acquire(keys, pending_tracking)
+            sent = False
+            try:
+                cas, plain = self._writes(lock, events, groups, count, tracking)
+                if len(cas) > 1:  # conflicts found now cost no undo
+                    self._check(groups)
+                sent = True
+                results = self.datastore.execute_all([*cas, *plain])
+                if not all(applied(r) for r in results[: len(cas)]):
+                    raise IntegrityError(f"{self.events_table}: conflicting write of {keys}")
+            except Exception:
+                self._abort(lock, keys, pending_tracking, undo=sent)
+                raise
+            self._commit(lock, count, keys, pending_tracking)
+        return lock.last_id + 1
+
+    def _pending_tracking(self, tracking: Tracking | None) -> PendingTracking | None:
+        return None
+
+    def _check(self, groups: dict[str, list[StoredEvent]]) -> None:
+        existing = self._existing(groups)
+        if existing:
+            found = [(oid, v) for oid, v, _ in existing]
+            raise IntegrityError(f"{self.events_table}: events already exist: {found}")
+
+    def _writes(
+        self,
+        lock: LogLock,
+        events: Sequence[StoredEvent],
+        groups: dict[str, list[StoredEvent]],
+        count: int,
+        tracking: Tracking | None,
+    ) -> tuple[list[Request], list[Request]]:
+        """The statements of step 3: (conditional ones, plain ones)."""
+        return [(batch, None) for batch in self._event_batches(groups, txn=lock.epoch)], []
+
+    def _acquire(self, keys: list[Key], pending_tracking: PendingTracking | None) -> LogLock:
+        ds, name = self.datastore, self.events_table_name
+        deadline = time.monotonic() + ds.lock_timeout
+        head = ds.heads.pop(name, None)  # as this process left it; the CAS checks it is current
+        pause = 0.002
+        while True:
+            if head is None:
+                head = self._head()
+            now = now_ms()
+            epoch = max(head.epoch + 1, now * 1000)  # increasing, and a write timestamp
+            holder = f"{_HOST}:{os.getpid()}:{threading.get_native_id()}:{epoch}"
+            expires = now + ds.lock_lease_ms
+            if head.holder is None:
+                acquire = (epoch, holder, expires, epoch, keys, pending_tracking, name, head.epoch)
+                if self._swap_head(self._acquire_head, acquire, holder, deadline):
+                    return LogLock(epoch, holder, head.last_id)
+            elif head.expires_ms is None or now > head.expires_ms:
+                # The holder died or stalled past its lease: take over its intent and undo it.
+                log.warning("%s: taking over the write lock of %s", name, head.holder)
+                take_over = (epoch, holder, expires, name, head.epoch)
+                if self._swap_head(self._take_over_head, take_over, holder, deadline):
+                    if head.pending_txn is not None:
+                        stale_keys = list(head.pending_keys)
+                        self._undo(head.pending_txn, stale_keys, head.pending_tracking)
+                    self._release(LogLock(epoch, holder, head.last_id))
+            elif time.monotonic() > deadline:
+                raise OperationalError(
+                    f"timed out after {ds.lock_timeout}s waiting for the write lock of "
+                    f"{name} held by {head.holder}"
+                )
+            else:
+                time.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, 0.1)
+            head = None
+
+    def _swap_head(self, cql: str, params: tuple[Any, ...], holder: str, deadline: float) -> bool:
+        """An LWT on the log row; an unknown outcome (e.g. a CAS contention timeout) is settled
+        by a linearizable read, so a lock is never held without its holder knowing."""
+        try:
+            return applied(self.datastore.execute(cql, params))
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("%s: lock LWT outcome unknown, reading it back", self.events_table_name)
+            return self._head().holder == holder
+
+    def _head(self) -> Head:
+        name = self.events_table_name
+        row = self.datastore.one(self._read_head, (name,), serial=True)
+        if row is None:
+            self.datastore.execute(self._init_head, (name,))
+            row = self.datastore.one(self._read_head, (name,), serial=True)
+        epoch, last_id, holder, expires, txn, keys, tracking = row
+        pending_tracking = tuple(tracking) if tracking else None
+        return Head(
+            epoch, last_id, holder, to_ms(expires), txn, tuple(keys or ()), pending_tracking
+        )
+
+    def _commit(
+        self, lock: LogLock, count: int, keys: list[Key], pending_tracking: PendingTracking | None
+    ) -> None:
+        name = self.events_table_name
+        try:
+            done = applied(
+                self.datastore.execute(
+                    self._commit_head, (lock.last_id + count, name, lock.epoch, lock.holder)
+                )
+            )
+        except OperationalError:
+            # Outcome unknown (e.g. a CAS write timeout): a linearizable read settles it.
+            head = self._head()
+            if head.epoch == lock.epoch and head.holder is None:
+                done = True
+            elif head.epoch == lock.epoch and head.holder == lock.holder:
+                self._abort(lock, keys, pending_tracking)
+                raise
+            else:
+                raise
+        if not done:
+            # Another writer took the lock over (our lease expired) and undid this write;
+            # undo again in case a write of ours landed after its undo.
+            self._undo(lock.epoch, keys, pending_tracking)
+            raise OperationalError(f"{name}: write lock lost before commit; nothing written")
+        self.datastore.heads[name] = Head(lock.epoch, lock.last_id + count)
+        self._committed()
+
+    def _committed(self) -> None:
+        """Called after each commit (subscriptions of this process are woken here)."""
+
+    def _abort(
+        self,
+        lock: LogLock,
+        keys: list[Key],
+        pending_tracking: PendingTracking | None,
+        *,
+        undo: bool = True,
+    ) -> None:
+        """Best effort: if it fails, the intent stays on the log row for the next writer."""
+        try:
+            if undo:  # else nothing was sent: freeing the lock is enough
+                self._undo(lock.epoch, keys, pending_tracking)
+            self._release(lock)
+        except Exception:
+            log.exception("%s: undo of epoch %s failed", self.events_table_name, lock.epoch)
+
+    def _release(self, lock: LogLock) -> None:
+        name = self.events_table_name
+        params = (name, lock.epoch, lock.holder)
+        if applied(self.datastore.execute(self._release_head, params)):
+            self.datastore.heads[name] = Head(lock.epoch, lock.last_id)
+
+    def _undo(self, txn: int, keys: list[Key], pending_tracking: PendingTracking | None) -> None:
+        """Deletes the event rows and restores the tracking row written with stamp `txn`."""
+        groups: dict[str, list[StoredEvent]] = {}
+        for oid, version in keys:
+            groups.setdefault(oid, []).append(StoredEvent(oid, version, "", b""))
+        delete = self.datastore.prepare(self._delete_event)
+        ours = [(oid, v) for oid, v, stamp in self._existing(groups) if stamp == txn]
+        batches = []
+        for oid in {oid for oid, _ in ours}:
+            versions = [v for o, v in ours if o == oid]
+            for chunk in chunked(versions, lambda _: 0):
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for v in chunk:
+                    batch.add(delete, (oid, v, txn))
+                batches.append(batch)
+        self.datastore.execute_all([(batch, None) for batch in batches])
+        if pending_tracking is not None:
+            self._undo_tracking(txn, *pending_tracking)
+
+    def _undo_tracking(self, txn: int, table: str, application_name: str, _new: int) -> None:
+        ds, t = self.datastore, self.datastore.qualified(table)
+        select = f"SELECT previous_id, txn FROM {t} WHERE application_name = ?"
+        row = ds.one(select, (application_name,), serial=True)
+        if row is None or row[1] != txn:
+            return  # not written by that transaction
+        if row[0] is None:
+            delete = f"DELETE FROM {t} WHERE application_name = ? IF txn = ?"
+            ds.execute(delete, (application_name, txn))
+        else:
+            restore = (
+                f"UPDATE {t} SET notification_id = ?, previous_id = null, txn = null "
+                "WHERE application_name = ? IF txn = ?"
+            )
+            ds.execute(restore, (row[0], application_name, txn))
