@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Context, Decimal
 from enum import StrEnum
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 
 class Dimension(StrEnum):
@@ -117,7 +117,7 @@ def convert(amount: Decimal, source: str, target: str) -> Decimal:
     return _WIDE.divide(Decimal(p * num), Decimal(q * den))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ratio(source: str, target: str) -> tuple[int, int, int]:
     """source/target factor as a reduced fraction num/den, and den without its 2s and 5s."""
     ratio = Fraction(UNITS[source].factor) / Fraction(UNITS[target].factor)
