@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from catalog.billing import BillingApp
-from catalog.products import ProductCatalog, products_from_document
+from catalog.products import Product, ProductCatalog, products_from_document
 from ledger.ports import LedgerStore, PulseLog
 from projections.ports import UsageStore
 from pulse.settings import Backend, Settings
@@ -32,6 +32,19 @@ class Parts:
 
 
 def load_catalog(settings: Settings) -> ProductCatalog:
+    """Billing units for the ingestor's unit check and the hourly projection.
+
+    The event-sourced catalog (`pulse catalog apply`) when it holds products, else the catalog
+    file (PULSE_CATALOG_FILE, by default the packaged sample). Read once per process: a
+    process started before a catalog change sees it after a restart, and `pulse rebuild`
+    re-derives hourly usage with the new units.
+    """
+    recorded = billing_app(settings).products()
+    if recorded:
+        return ProductCatalog(
+            Product(p.sku, p.name, p.category, p.billing_unit, p.currency)
+            for p in recorded.values()
+        )
     path = settings.catalog_file or SAMPLE_CATALOG
     with path.open() as handle:
         return ProductCatalog(products_from_document(yaml.safe_load(handle)))
