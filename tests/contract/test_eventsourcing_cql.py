@@ -54,8 +54,21 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+_from_session: list[tuple[str, int]] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _suite_servers(request: pytest.FixtureRequest) -> None:
+    """Under pytest, take the server from the suite's session fixture (tests/conftest.py): it
+    is started once, and stopped at the end of the run if the run started it. Module scope
+    runs before the classes' setUpClass."""
+    _from_session.append(request.getfixturevalue("cql_endpoint"))
+
+
 @cache
 def cql_endpoint() -> tuple[str, int]:
+    if _from_session:
+        return _from_session[-1]
     configured = os.environ.get("PULSE_TEST_CQL", "").strip()
     if configured:
         host, _, port = configured.rpartition(":")
