@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from pulse.settings import (
     IngestSettings,
     KafkaSettings,
     Settings,
+    as_env,
 )
 
 PULSE_CLI = str(Path(sys.executable).parent / "pulse")
@@ -74,22 +75,7 @@ def fresh_settings(srv: Servers, partitions: int = 6, keyspace: str = "pulse_ben
 
 
 def env_of(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "PULSE_BACKEND": "servers",
-            "PULSE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-            "PULSE_KAFKA__TOPIC": settings.kafka.topic,
-            "PULSE_KAFKA__DLQ_TOPIC": settings.kafka.dlq_topic,
-            "PULSE_KAFKA__WRITER_GROUP": settings.kafka.writer_group,
-            "PULSE_KAFKA__PROJECTOR_GROUP": settings.kafka.projector_group,
-            "PULSE_CQL__CONTACT_POINTS": settings.cql.contact_points,
-            "PULSE_CQL__PORT": str(settings.cql.port),
-            "PULSE_CQL__KEYSPACE": settings.cql.keyspace,
-            "PULSE_INGEST__ADDRESS": settings.ingest.address,
-        }
-    )
-    return env
+    return {**os.environ, **as_env(settings)}
 
 
 def start_role(settings: Settings, role: str, log_path: Path) -> subprocess.Popen[bytes]:
@@ -109,6 +95,21 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def serving(target: str) -> bool:
+    """True when the ingestor at `target` answers its gRPC health check with SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(target) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+    except grpc.RpcError:
+        return False
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM (peak resident set) of a live process, in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -123,9 +124,9 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[index]
 
 
-def wait_for(predicate: object, timeout: float, what: str) -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for {what}")
         time.sleep(0.05)

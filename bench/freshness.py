@@ -17,15 +17,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from bench.common import (
     fresh_settings,
     header,
     peak_rss_mb,
     percentile,
     servers,
+    serving,
     start_role,
     stop,
     wait_for,
@@ -59,16 +57,6 @@ def main() -> None:
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     run = f"f{int(time.time())}"
 
-    def healthy() -> bool:
-        try:
-            with grpc.insecure_channel(target) as ch:
-                reply = health_pb2_grpc.HealthStub(ch).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1
-                )
-                return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-        except grpc.RpcError:
-            return False
-
     def watch() -> None:
         while not done.is_set() or len(seen_at) < len(sent_at):
             with lock:
@@ -84,7 +72,7 @@ def main() -> None:
 
     rss: dict[str, float] = {}
     try:
-        wait_for(healthy, 60, "the ingestor")
+        wait_for(lambda: serving(target), 60, "the ingestor")
         client = IngestClient(target)
         watcher = threading.Thread(target=watch)
         deadline = float("inf")

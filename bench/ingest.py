@@ -13,9 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import grpc
 from confluent_kafka import Producer
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.common import (
     fresh_settings,
@@ -23,6 +21,7 @@ from bench.common import (
     peak_rss_mb,
     percentile,
     servers,
+    serving,
     start_role,
     stop,
     wait_for,
@@ -149,18 +148,7 @@ def main() -> None:
     ingestor = start_role(settings, "ingestor", logs / "ingestor.log")
     target = settings.ingest.address
     try:
-
-        def healthy() -> bool:
-            try:
-                with grpc.insecure_channel(target) as ch:
-                    reply = health_pb2_grpc.HealthStub(ch).Check(
-                        health_pb2.HealthCheckRequest(), timeout=1
-                    )
-                    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-            except grpc.RpcError:
-                return False
-
-        wait_for(healthy, 60, "the ingestor")
+        wait_for(lambda: serving(target), 60, "the ingestor")
         grpc_run(target, requests[:5], args.threads)  # warm-up: connections, JIT-less caches
         ours = grpc_run(target, requests, args.threads)
         items = [

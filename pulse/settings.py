@@ -101,3 +101,21 @@ class Settings(BaseSettings):
 def masked(settings: Settings) -> dict[str, object]:
     """Settings as plain data with every secret replaced by asterisks."""
     return settings.model_dump(mode="json")  # SecretStr dumps as '**********'
+
+
+def as_env(settings: Settings) -> dict[str, str]:
+    """The PULSE_* variables that make a child process (`pulse serve ROLE`) see the same
+    backend, topics, groups, keyspace and ingest address as `settings`."""
+    return {
+        "PULSE_BACKEND": settings.backend.value,
+        "PULSE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "PULSE_KAFKA__TOPIC": settings.kafka.topic,
+        "PULSE_KAFKA__DLQ_TOPIC": settings.kafka.dlq_topic,
+        "PULSE_KAFKA__WRITER_GROUP": settings.kafka.writer_group,
+        "PULSE_KAFKA__PROJECTOR_GROUP": settings.kafka.projector_group,
+        "PULSE_CQL__CONTACT_POINTS": settings.cql.contact_points,
+        "PULSE_CQL__PORT": str(settings.cql.port),
+        "PULSE_CQL__KEYSPACE": settings.cql.keyspace,
+        "PULSE_EMBEDDED__PATH": str(settings.embedded.path),
+        "PULSE_INGEST__ADDRESS": settings.ingest.address,
+    }

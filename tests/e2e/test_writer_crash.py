@@ -19,7 +19,7 @@ from ledger.kafka import KafkaPulseLog
 from ledger.model import Pulse
 from ledger.ports import OutgoingRecord
 from pulse.bootstrap import build
-from pulse.settings import Settings
+from pulse.settings import Settings, as_env
 from tests.e2e.pipeline import server_settings
 
 pytestmark = pytest.mark.servers
@@ -28,19 +28,7 @@ PULSE_CLI = str(Path(sys.executable).parent / "pulse")
 
 
 def writer_process(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "PULSE_BACKEND": "servers",
-            "PULSE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-            "PULSE_KAFKA__TOPIC": settings.kafka.topic,
-            "PULSE_KAFKA__DLQ_TOPIC": settings.kafka.dlq_topic,
-            "PULSE_KAFKA__WRITER_GROUP": settings.kafka.writer_group,
-            "PULSE_CQL__CONTACT_POINTS": settings.cql.contact_points,
-            "PULSE_CQL__PORT": str(settings.cql.port),
-            "PULSE_CQL__KEYSPACE": settings.cql.keyspace,
-        }
-    )
+    env = {**os.environ, **as_env(settings)}
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [PULSE_CLI, "serve", "writer"], env=env, stdout=log, stderr=subprocess.STDOUT
