@@ -46,9 +46,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, Inexact, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import pairwise
-from typing import Protocol, TypeVar, assert_never
+from typing import Protocol, TypeVar
 
 from catalog.invoice import (
     CorrectionLine,
@@ -65,6 +65,7 @@ from catalog.invoice import (
     note_kind,
     total_delta,
 )
+from catalog.plans import STRICT, ZERO, PlanError, charge, check_plan, exact_sum
 from catalog.terms import (
     MINOR_UNITS,
     ContractTerms,
@@ -72,9 +73,7 @@ from catalog.terms import (
     PlanKind,
     PricePlan,
     ProductTerms,
-    Tier,
 )
-from ledger.model import plain
 from projections.hourly import EXACT, HourlyUsage
 
 # The document types and functions of catalog.invoice are re-exported: one import for callers.
@@ -97,13 +96,7 @@ __all__ = [
 ]
 
 # As wide as projections.hourly.EXACT, but a result that would need rounding raises instead.
-_STRICT = Context(prec=EXACT.prec, traps=[InvalidOperation, DivisionByZero, Inexact])
-_ZERO = Decimal(0)
 _PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
-
-
-class PlanError(ValueError):
-    """Terms that cannot price a quantity: a malformed plan or discount, or q above the tiers."""
 
 
 def round_line(amount: Decimal, currency: str) -> Decimal:
@@ -121,84 +114,6 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
     return start, end
-
-
-# ---------------------------------------------------------------------------------------
-# Rule 5: one plan applied to one billable quantity.
-# ---------------------------------------------------------------------------------------
-
-
-def charge(plan: PricePlan, quantity: Decimal) -> tuple[tuple[TierCharge, ...], Decimal]:
-    """The breakdown and exact subtotal of `quantity` billing units under `plan` (rule 5).
-
-    q = 0 costs 0 under every kind and has no breakdown. Raises PlanError for a malformed
-    plan or a quantity above a bounded last tier.
-    """
-    _check_plan(plan)
-    if not quantity.is_finite() or quantity < 0:
-        raise PlanError(f"quantity {quantity} is not a finite amount >= 0")
-    if quantity.is_zero():
-        return (), _ZERO
-    match plan.kind:
-        case PlanKind.PER_UNIT:
-            amount = _STRICT.multiply(quantity, plan.unit_price)
-            return (TierCharge(_ZERO, None, quantity, plan.unit_price, amount),), amount
-        case PlanKind.GRADUATED:
-            return _graduated(plan.tiers, quantity)
-        case PlanKind.VOLUME:
-            return _volume(plan.tiers, quantity)
-        case PlanKind.PACKAGE:
-            packages = _STRICT.divide_int(quantity, plan.package_size)
-            if not _STRICT.remainder(quantity, plan.package_size).is_zero():
-                packages = _STRICT.add(packages, 1)
-            amount = _STRICT.multiply(packages, plan.package_price)
-            return (TierCharge(_ZERO, None, packages, plan.package_price, amount),), amount
-        case _:
-            assert_never(plan.kind)
-
-
-def _graduated(tiers: Sequence[Tier], quantity: Decimal) -> tuple[tuple[TierCharge, ...], Decimal]:
-    charges: list[TierCharge] = []
-    lower = _ZERO
-    for tier in tiers:
-        upper = quantity if tier.up_to is None else min(quantity, tier.up_to)
-        part = _STRICT.subtract(upper, lower)
-        if part > 0:
-            amount = _STRICT.multiply(part, tier.unit_price)
-            charges.append(TierCharge(lower, tier.up_to, part, tier.unit_price, amount))
-        if tier.up_to is None or quantity <= tier.up_to:
-            return tuple(charges), _sum(c.amount for c in charges)
-        lower = tier.up_to
-    raise PlanError(f"quantity {plain(quantity)} is above the last tier (up to {plain(lower)})")
-
-
-def _volume(tiers: Sequence[Tier], quantity: Decimal) -> tuple[tuple[TierCharge, ...], Decimal]:
-    lower = _ZERO
-    for tier in tiers:
-        if tier.up_to is None or quantity <= tier.up_to:
-            amount = _STRICT.multiply(quantity, tier.unit_price)
-            return (TierCharge(lower, tier.up_to, quantity, tier.unit_price, amount),), amount
-        lower = tier.up_to
-    raise PlanError(f"quantity {plain(quantity)} is above the last tier (up to {plain(lower)})")
-
-
-def _check_plan(plan: PricePlan) -> None:
-    numbers = [plan.unit_price, plan.package_size, plan.package_price, plan.minimum_charge]
-    numbers += [t.unit_price for t in plan.tiers]
-    numbers += [t.up_to for t in plan.tiers if t.up_to is not None]
-    if any(not n.is_finite() or n < 0 for n in numbers):
-        raise PlanError("the plan has a negative or non-finite number")
-    if plan.kind in (PlanKind.GRADUATED, PlanKind.VOLUME):
-        if not plan.tiers:
-            raise PlanError(f"the {plan.kind} plan has no tiers")
-        bounds = [t.up_to for t in plan.tiers]
-        if None in bounds[:-1]:
-            raise PlanError(f"only the last tier of the {plan.kind} plan may be open")
-        closed = [b for b in bounds if b is not None]
-        if any(b <= a for a, b in pairwise([_ZERO, *closed])):
-            raise PlanError(f"the tier bounds of the {plan.kind} plan are not ascending from 0")
-    if plan.kind is PlanKind.PACKAGE and plan.package_size <= 0:
-        raise PlanError("the package plan has a package size <= 0")
 
 
 # ---------------------------------------------------------------------------------------
@@ -266,7 +181,7 @@ def _plan_in_force(
 def _discount_in_force(product: ProductTerms, version: ContractVersion | None) -> Decimal:
     """The most specific discount (SKU, else category, else all); never compounded."""
     if version is None:
-        return _ZERO
+        return ZERO
     discounts = version.discounts
     scopes = [
         (f"SKU {product.sku}", [d for d in discounts if d.sku == product.sku]),
@@ -283,13 +198,13 @@ def _discount_in_force(product: ProductTerms, version: ContractVersion | None) -
         if not discount.percent.is_finite() or not 0 <= discount.percent <= 100:
             raise PlanError(f"discount of {discount.percent}% for {scope} is not within 0-100")
         return discount.percent
-    return _ZERO
+    return ZERO
 
 
 def _terms(product: ProductTerms, version: ContractVersion | None, day: date) -> _Terms:
     plan, source = _plan_in_force(product, version, day)
-    _check_plan(plan)
-    allowance = _ZERO
+    check_plan(plan)
+    allowance = ZERO
     if version is not None:
         allowances = [a for sku, a in version.allowances if sku == product.sku]
         found = _only(allowances, f"allowances for {product.sku} from {version.effective_from}")
@@ -311,7 +226,7 @@ class _Unpriced:
 
     def add(self, sku: str, unit: str, quantity: Decimal, reason: str) -> None:
         key = (sku, unit, reason)
-        self._sums[key] = _STRICT.add(self._sums.get(key, _ZERO), quantity)
+        self._sums[key] = STRICT.add(self._sums.get(key, ZERO), quantity)
 
     def listed(self) -> tuple[UnpricedUsage, ...]:
         return tuple(UnpricedUsage(s, u, q, r) for (s, u, r), q in sorted(self._sums.items()))
@@ -368,7 +283,7 @@ def draft_invoice(
         currency=currency,
         lines=tuple(lines),
         unpriced=unpriced.listed(),
-        total=_sum(line.amount for line in lines),
+        total=exact_sum(line.amount for line in lines),
         positions=_positions(usage),
     )
 
@@ -386,26 +301,26 @@ def _usage_lines(
     inside = {_midnight(d) for d in dates if start < _midnight(d) < end}
     cuts = sorted({start, end} | inside)
     rows = sorted(rows, key=lambda row: row.hour)
-    allowance_used = _ZERO  # of the month's one budget, across segments in event-time order
+    allowance_used = ZERO  # of the month's one budget, across segments in event-time order
     lines: list[InvoiceLine] = []
     for seg_start, seg_end in pairwise(cuts):
         segment = [row for row in rows if seg_start <= row.hour < seg_end]
         if not segment:
             continue
-        quantity = _sum(row.quantity for row in segment)
+        quantity = exact_sum(row.quantity for row in segment)
         day = seg_start.date()
         try:
             terms = _terms(product, _in_force(versions, day), day)
-            free = min(quantity, max(_ZERO, _STRICT.subtract(terms.allowance, allowance_used)))
-            billable = _STRICT.subtract(quantity, free)
+            free = min(quantity, max(ZERO, STRICT.subtract(terms.allowance, allowance_used)))
+            billable = STRICT.subtract(quantity, free)
             tiers, subtotal = charge(terms.plan, billable)
         except PlanError as exc:
             reason = f"terms in force for {product.sku} on {day.isoformat()}: {exc}"
             unpriced.add(product.sku, product.billing_unit, quantity, reason)
             continue
-        allowance_used = _STRICT.add(allowance_used, free)
+        allowance_used = STRICT.add(allowance_used, free)
         # percent <= 100 and subtotal >= 0, so the discount never takes a line below 0.
-        discount = _STRICT.multiply(subtotal, terms.discount_percent).scaleb(-2, _STRICT)
+        discount = STRICT.multiply(subtotal, terms.discount_percent).scaleb(-2, STRICT)
         lines.append(
             InvoiceLine(
                 sku=product.sku,
@@ -423,7 +338,7 @@ def _usage_lines(
                 subtotal=subtotal,
                 discount_percent=terms.discount_percent,
                 discount_amount=discount,
-                amount=round_line(_STRICT.subtract(subtotal, discount), currency),
+                amount=round_line(STRICT.subtract(subtotal, discount), currency),
                 kind="usage",
                 hours=tuple(sorted({row.hour for row in segment})),
             )
@@ -442,12 +357,12 @@ def _minimum_line(
     last_day = (end - timedelta(days=1)).date()
     try:
         plan, source = _plan_in_force(product, _in_force(versions, last_day), last_day)
-        _check_plan(plan)
+        check_plan(plan)
     except PlanError:
         return []  # no usable plan at the end: no minimum (that usage is listed unpriced)
-    if _sum(line.quantity for line in usage_lines) <= 0:
+    if exact_sum(line.quantity for line in usage_lines) <= 0:
         return []
-    shortfall = _STRICT.subtract(plan.minimum_charge, _sum(line.amount for line in usage_lines))
+    shortfall = STRICT.subtract(plan.minimum_charge, exact_sum(line.amount for line in usage_lines))
     amount = round_line(shortfall, currency)
     if amount <= 0:
         return []
@@ -464,7 +379,7 @@ def _commitment_line(
     version = _in_force(versions, (end - timedelta(days=1)).date())
     if version is None or not version.commitment.is_finite():
         return []
-    shortfall = _STRICT.subtract(version.commitment, _sum(line.amount for line in lines))
+    shortfall = STRICT.subtract(version.commitment, exact_sum(line.amount for line in lines))
     amount = round_line(shortfall, currency)
     if amount <= 0:
         return []
@@ -488,16 +403,16 @@ def _adjustment(
         category=product.category if product else "",
         segment_start=start,
         segment_end=end,
-        quantity=_ZERO,
+        quantity=ZERO,
         unit=product.billing_unit if product else "",
-        allowance_used=_ZERO,
-        billable=_ZERO,
+        allowance_used=ZERO,
+        billable=ZERO,
         plan_kind=plan_kind,
         plan_source=source,
         tiers=(),
         subtotal=shortfall,
-        discount_percent=_ZERO,
-        discount_amount=_ZERO,
+        discount_percent=ZERO,
+        discount_amount=ZERO,
         amount=amount,
         kind=kind,
         hours=(),
@@ -544,10 +459,3 @@ def _positions(usage: Iterable[HourlyUsage]) -> tuple[tuple[int, int], ...]:
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
-
-
-def _sum(amounts: Iterable[Decimal]) -> Decimal:
-    total = _ZERO
-    for amount in amounts:
-        total = _STRICT.add(total, amount)
-    return total

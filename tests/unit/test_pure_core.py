@@ -17,6 +17,7 @@ PURE_CORE = [
     "catalog.terms_codec",
     "catalog.files",
     "catalog.pricing",
+    "catalog.plans",
     "catalog.invoice",
     "ledger.model",
     "ledger.validation",
