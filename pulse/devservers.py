@@ -6,18 +6,25 @@ import contextlib
 import fcntl
 import hashlib
 import logging
-import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pulse import dev_cassandra, dev_kafka
+from pulse.dev_process import (
+    LOG_TAIL_LINES,
+    is_alive,
+    log_excerpt,
+    process_command_line,
+    rss_kib,
+    signal_group,
+    wait_gone,
+)
 from pulse.settings import DevSettings
 
 log = logging.getLogger(__name__)
@@ -26,7 +33,7 @@ Echo = Callable[[str], None]
 
 POM = Path(__file__).parent / "dev" / "pom.xml"
 HOST = "127.0.0.1"
-LOG_TAIL_LINES = 30
+
 PROBE_TIMEOUT_SECONDS = 2.0
 POLL_SECONDS = 0.25
 KILL_WAIT_SECONDS = 10.0
@@ -410,38 +417,18 @@ def _stop(targets: list[tuple[str, int]], dev: DevSettings, paths: DevPaths, ech
     started = time.monotonic()
     for name, pid in targets:
         echo(f"stopping {name} (pid {pid})")
-        _signal_group(pid, signal.SIGTERM)
-    stubborn = _wait_gone(targets, dev.stop_timeout_seconds)
+        signal_group(pid, signal.SIGTERM)
+    stubborn = wait_gone(targets, dev.stop_timeout_seconds)
     for name, pid in stubborn:
         echo(f"{name} (pid {pid}) still running after {dev.stop_timeout_seconds:.0f} s; SIGKILL")
-        _signal_group(pid, signal.SIGKILL)
-    survivors = _wait_gone(stubborn, KILL_WAIT_SECONDS)
+        signal_group(pid, signal.SIGKILL)
+    survivors = wait_gone(stubborn, KILL_WAIT_SECONDS)
     for name, _ in targets:
         if all(name != survivor for survivor, _ in survivors):
             paths.pid(name).unlink(missing_ok=True)
     if survivors:
         raise DevServerError(f"could not stop {survivors}; their pid files are kept")
     echo(f"stopped {', '.join(name for name, _ in targets)} in {time.monotonic() - started:.1f} s")
-
-
-def _wait_gone(targets: list[tuple[str, int]], timeout: float) -> list[tuple[str, int]]:
-    deadline = time.monotonic() + timeout
-    alive = [(name, pid) for name, pid in targets if is_alive(pid)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.1)
-        alive = [(name, pid) for name, pid in alive if is_alive(pid)]
-    return alive
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        # Our servers lead their own group (start_new_session); anything else gets only itself.
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _recorded_pid(spec: ServerSpec, paths: DevPaths, *, forget_stale: bool) -> int | None:
@@ -464,65 +451,6 @@ def _recorded_pid(spec: ServerSpec, paths: DevPaths, *, forget_stale: bool) -> i
 def _is_ours(pid: int, spec: ServerSpec, paths: DevPaths) -> bool:
     command_line = process_command_line(pid)
     return spec.main_class in command_line and str(paths.home) in command_line
-
-
-def process_command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        pass  # no procfs (macOS): ask ps
-    result = subprocess.run(
-        ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
-    )
-    return result.stdout
-
-
-def is_alive(pid: int) -> bool:
-    """Whether the process still holds resources (threads, sockets), reaping our own children."""
-    try:
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return _foreign_alive(pid)
-    # Our child (pytest started it): waitpid succeeds only once its last thread is gone;
-    # a JVM's leader thread shows as a zombie earlier, while the others still tear down.
-    return reaped == 0
-
-
-def _foreign_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    status = _proc_status(pid)
-    # An exited process lingers as a zombie until its parent (often init) reaps it; once its
-    # last thread is gone it holds no ports any more.
-    return not (status.get("State", "").startswith("Z") and status.get("Threads") == "1")
-
-
-def _proc_status(pid: int) -> dict[str, str]:
-    try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except OSError:
-        return {}  # no procfs (macOS): trust kill(pid, 0)
-    return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
-
-
-def rss_kib(pid: int) -> int | None:
-    """Resident memory as the kernel reports it (VmRSS in /proc/<pid>/status)."""
-    rss = _proc_status(pid).get("VmRSS", "")
-    return int(rss.split()[0]) if rss else None
-
-
-def log_excerpt(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        with log_file.open(errors="replace") as handle:
-            tail = deque(handle, maxlen=lines)
-    except FileNotFoundError:
-        return f"(no log at {log_file})"
-    body = "".join(f"  | {line}" for line in tail).rstrip("\n")
-    return f"last {len(tail)} lines of {log_file}:\n{body}"
 
 
 @contextlib.contextmanager

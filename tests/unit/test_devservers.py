@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pulse import dev_cassandra, dev_kafka, devservers
+from pulse import dev_cassandra, dev_kafka, dev_process, devservers
 from pulse.cli_dev import dev_app
 from pulse.devservers import DevPaths, DevServerError
 from pulse.settings import DevSettings
@@ -221,7 +221,7 @@ def test_a_server_that_dies_at_start_reports_its_log_tail(tmp_path: Path) -> Non
     text = str(raised.value)
     assert "exited during start-up" in text
     assert "boot line 40" in text and "boot line 11" in text and "boot line 10\n" not in text
-    assert all(not devservers.is_alive(pid) for pid in _started_pids(messages))
+    assert all(not dev_process.is_alive(pid) for pid in _started_pids(messages))
 
 
 def test_a_server_that_never_answers_times_out_and_everything_started_is_stopped(
@@ -245,7 +245,7 @@ def test_a_server_that_never_answers_times_out_and_everything_started_is_stopped
     assert "still booting" in str(raised.value)
     pids = _started_pids(messages)
     assert len(pids) == 2
-    assert all(not devservers.is_alive(pid) for pid in pids)
+    assert all(not dev_process.is_alive(pid) for pid in pids)
     assert list(DevPaths.of(dev).run.glob("*.pid")) == []
 
 
