@@ -45,21 +45,20 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
-from catalog.scylla_recorders import (
+from catalog.scylla_datastore import (
     BUCKET_SIZE,
     SERIAL,
     LogLock,
     PendingTracking,
     Request,
-    ScyllaAggregateRecorder,
     ScyllaDatastore,
-    ScyllaRecorder,
     applied,
     checked_name,
     chunked,
     event_size,
     translated,
 )
+from catalog.scylla_recorders import ScyllaAggregateRecorder, ScyllaRecorder
 
 R = TypeVar("R", bound=ScyllaRecorder)
 

@@ -44,7 +44,7 @@ from catalog.scylla import (
     ScyllaTrackingRecorder,
     connect,
 )
-from catalog.scylla_recorders import BATCH_BYTES, Key, LogLock, PendingTracking
+from catalog.scylla_datastore import BATCH_BYTES, Key, LogLock, PendingTracking
 from pulse import devservers
 from pulse.settings import DevSettings
 
