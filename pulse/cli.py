@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
+from pydantic import ValidationError
 from rich.console import Console
 
 from ledger.errors import Invalid, LedgerError, NotFound, Unavailable
@@ -248,6 +250,9 @@ def dlq_list(embedded: bool = False, limit: int = 50) -> None:
 def main() -> None:
     try:
         app()
+    except ValidationError as exc:  # settings from PULSE_* variables
+        err.print(f"[red]invalid settings:[/] {exc}")
+        sys.exit(EXIT_INVALID)
     except Invalid as exc:
         err.print(f"[red]invalid:[/] {exc}")
         sys.exit(EXIT_INVALID)
@@ -259,4 +264,10 @@ def main() -> None:
         sys.exit(EXIT_UNAVAILABLE)
     except LedgerError as exc:
         err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+    except (OperationalError, InterfaceError) as exc:  # the event store (eventsourcing)
+        err.print(f"[red]unavailable:[/] {exc}")
+        sys.exit(EXIT_UNAVAILABLE)
+    except PersistenceError as exc:
+        err.print(f"[red]event store error:[/] {exc}")
         sys.exit(1)
