@@ -24,8 +24,15 @@ def bootstrap(dev: DevSettings) -> str:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id as Kafka's `Uuid` prints it: 16 random bytes, base64url, no padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """A KRaft cluster id as Kafka's `Uuid` prints it: 16 random bytes, base64url, no padding.
+
+    Like Kafka's own Uuid.randomUuid, never one starting with "-": the storage tool's
+    argument parser would read it as an option (1 start in 64 failed that way).
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def server_properties(dev: DevSettings, data_dir: Path) -> dict[str, str]:

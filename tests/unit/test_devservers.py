@@ -277,3 +277,12 @@ def test_cli_status_lists_both_servers(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert re.search(r"^cassandra\s+stopped", result.output, re.MULTILINE)
     assert re.search(r"^kafka\s+stopped", result.output, re.MULTILINE)
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    # given: a dash first makes the storage tool read the id as an option (seen in a CI run)
+    # when
+    ids = [dev_kafka.new_cluster_id() for _ in range(5000)]
+    # then: about 78 of 5,000 random ids would start with "-"
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids)
