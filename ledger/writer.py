@@ -7,16 +7,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from ledger import codec
 from ledger.dedup import classify
-from ledger.errors import Unavailable
 from ledger.model import LedgerEvent, LogRecord
 from ledger.ports import DeadLetter, LedgerStore, LogConsumer, PulseLog
+from ledger.retry import retrying
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 REASON_UNDECODABLE = "undecodable"
 REASON_CONFLICT = "conflict"
@@ -75,10 +73,10 @@ class LedgerWriter:
         records = self._consumer.poll(self._batch_size, self._poll_timeout)
         if not records:
             return BatchReport()
-        report = self._retrying(lambda: self.apply(records))
+        report = retrying(lambda: self.apply(records), self._stop, "writing a batch")
         if report is None:  # stopping while the backend was down: offsets stay uncommitted
             return BatchReport()
-        self._retrying(lambda: self._consumer.commit(records))
+        retrying(lambda: self._consumer.commit(records), self._stop, "committing")
         if report.conflicts or report.undecodable:
             log.warning(
                 "batch of %d: %d conflicts, %d undecodable sent to the dead-letter log",
@@ -122,18 +120,6 @@ class LedgerWriter:
             conflicts=len(classified.conflicts),
             undecodable=len(records) - len(events),
         )
-
-    def _retrying(self, action: Callable[[], T]) -> T | None:
-        delay = 0.1
-        while True:
-            try:
-                return action()
-            except Unavailable as exc:
-                if self._stop.is_set():
-                    return None
-                log.warning("backend unavailable, retrying in %.1f s: %s", delay, exc)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 5.0)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:

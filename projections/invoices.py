@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from eventsourcing.persistence import InterfaceError, OperationalError
 
 from catalog.billing import BillingApp
 from catalog.invoice import InvoiceDraft, canonical_json, correction, invoice_hash, note_kind
 from catalog.pricing import draft_invoice
 from catalog.terms import ContractTerms, ProductTerms
-from ledger.errors import Conflict, Invalid, NotFound
+from ledger.errors import Conflict, Invalid, NotFound, Unavailable
 from ledger.model import LedgerEvent, plain
 from ledger.ports import LedgerStore
 from projections.hourly import HourlyUsage, derive_hour
@@ -163,6 +166,20 @@ class Invoicing:
         self._app.record_correction(invoice, **note)
         kind = {"debit": "debit note", "credit": "credit note", "none": "zero-sum note"}
         return {**note, "kind": kind[note_kind(total)], "references": invoice.sha256}
+
+    def correct_touched(self, touched: Iterable[tuple[str, datetime]]) -> list[dict[str, Any]]:
+        """Correction notes for the finalized periods that these tenant-hours fall in (the
+        projector calls this after re-deriving hours, so late usage is noted at once)."""
+        notes = []
+        try:
+            for tenant, period in sorted({(t, f"{h:%Y-%m}") for t, h in touched}):
+                if self._app.invoice(tenant, period) is not None:
+                    note = self.correct(tenant, period)
+                    if note is not None:
+                        notes.append(note)
+        except (OperationalError, InterfaceError) as exc:  # the event store: transient
+            raise Unavailable(f"event store: {exc}") from exc
+        return notes
 
     def explain(self, tenant_id: str, period: str, sku: str) -> list[LineageRow]:
         """Line -> hourly buckets -> pulse ids -> Kafka partition/offset and arrival time."""

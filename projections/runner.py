@@ -11,6 +11,7 @@ from datetime import datetime
 from ledger import codec
 from ledger.model import hour_of
 from ledger.ports import LedgerStore, LogConsumer, PulseLog
+from ledger.retry import retrying
 from projections.hourly import BillingUnitOf, derive_hour
 from projections.ports import UsageStore
 
@@ -66,8 +67,10 @@ class HourlyProjector:
        a projector running ahead of the writer would miss pulses;
     2. poll records below those offsets and collect the (tenant, hour) they touch;
     3. re-derive those hours from the ledger and write them whole;
-    4. commit the projector's offsets. A crash before this re-derives the same hours again,
-       which writes the same absolute values.
+    4. hand the touched hours to `after` (correction notes of finalized periods);
+    5. commit the projector's offsets. A crash before this re-derives the same hours again,
+       which writes the same absolute values (and finds no new correction to issue).
+    Transient backend errors in 3-5 are retried, never skipped.
     """
 
     def __init__(
@@ -79,7 +82,9 @@ class HourlyProjector:
         billing_unit_of: BillingUnitOf,
         settings: ProjectorSettings,
         stop: threading.Event | None = None,
+        after: Callable[[set[tuple[str, datetime]]], None] | None = None,
     ) -> None:
+        self._after = after
         self._log = log_
         self._consumer = consumer
         self._store = store
@@ -106,6 +111,14 @@ class HourlyProjector:
             except codec.UndecodableRecord:
                 continue  # the writer dead-lettered it; nothing of it is in the ledger
             touched.add((pulse.tenant_id, hour_of(pulse.occurred_at)))
-        count = project_hours(touched, self._store, self._usage, self._billing_unit_of)
-        self._consumer.commit(records)
-        return count
+
+        def project_then_commit() -> int:
+            count = project_hours(touched, self._store, self._usage, self._billing_unit_of)
+            if self._after is not None:
+                self._after(touched)  # e.g. correction notes for finalized periods
+            self._consumer.commit(records)
+            return count
+
+        # Transient errors are retried: re-deriving hours again writes the same values.
+        done = retrying(project_then_commit, self._stop, "projecting hourly usage")
+        return done or 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import grpc
 
@@ -65,6 +65,15 @@ def start(
         )
         running.threads.append(_thread("writer", writer.run))
     if "projector" in roles:
+        from projections.invoices import Invoicing
+        from pulse.bootstrap import billing_app
+
+        invoicing = Invoicing(billing_app(settings), parts.ledger, parts.usage)
+
+        def note_corrections(touched: set[tuple[str, datetime]]) -> None:
+            for note in invoicing.correct_touched(touched):
+                log.info("%s issued: %s", note["kind"], note["references"][:16])
+
         projector = HourlyProjector(
             parts.log,
             parts.log.consumer(settings.kafka.projector_group),
@@ -73,6 +82,7 @@ def start(
             parts.catalog.billing_unit,
             ProjectorSettings(writer_group=settings.kafka.writer_group),
             stop=running.stop_event,
+            after=note_corrections,
         )
         running.threads.append(_thread("projector", projector.run))
     return running
