@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -85,7 +85,14 @@ class LineageRow:
 
 
 class Invoicing:
-    def __init__(self, app: BillingApp, ledger: LedgerStore, usage: UsageStore) -> None:
+    def __init__(
+        self,
+        app: BillingApp,
+        ledger: LedgerStore,
+        usage: UsageStore,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._clock = clock
         self._app = app
         self._ledger = ledger
         self._usage = usage
@@ -103,6 +110,12 @@ class Invoicing:
 
     def finalize(self, tenant_id: str, period: str) -> tuple[InvoiceDraft, str]:
         """Prices the period from the ledger and records it; a finalized invoice never changes."""
+        _start, end = period_bounds(period)
+        if end > self._clock():
+            raise Invalid(
+                f"period {period} has not ended; finalize it from {end.isoformat()} on "
+                "(until then `pulse invoice show` gives the live draft)"
+            )
         if self._app.invoice(tenant_id, period) is not None:
             raise Conflict(
                 f"invoice of {tenant_id} for {period} is already finalized; "
@@ -171,8 +184,13 @@ class Invoicing:
         """Correction notes for the finalized periods that these tenant-hours fall in (the
         projector calls this after re-deriving hours, so late usage is noted at once)."""
         notes = []
+        # Only ended months can be finalized: hours of the running month (all live traffic)
+        # need no look-up in the event store.
+        now = self._clock()
         try:
             for tenant, period in sorted({(t, f"{h:%Y-%m}") for t, h in touched}):
+                if period_bounds(period)[1] > now:
+                    continue
                 if self._app.invoice(tenant, period) is not None:
                     note = self.correct(tenant, period)
                     if note is not None:
