@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from catalog.billing import BillingApp
 from catalog.invoice import InvoiceDraft, canonical_json, correction, invoice_hash, note_kind
 from catalog.pricing import draft_invoice
+from catalog.pricing import period_bounds as pricing_period_bounds
 from catalog.terms import ContractTerms, ProductTerms
 from ledger.errors import Conflict, Invalid, NotFound, Unavailable
 from ledger.model import LedgerEvent, plain
@@ -24,16 +24,11 @@ Positions = dict[int, int]  # partition -> greatest offset included
 
 
 def period_bounds(period: str) -> tuple[datetime, datetime]:
-    """[start, end) of a 'YYYY-MM' billing period in UTC."""
+    """catalog.pricing.period_bounds, with a malformed period as the Invalid category."""
     try:
-        year, month = (int(x) for x in period.split("-"))
-        start = datetime(year, month, 1, tzinfo=UTC)
-    except ValueError:
-        raise Invalid(f"period {period!r} is not YYYY-MM, e.g. 2026-11") from None
-    days = calendar.monthrange(year, month)[1]
-    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
-    assert (end - start).days == days
-    return start, end
+        return pricing_period_bounds(period)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
 
 
 def _within(event: LedgerEvent, positions: Positions | None) -> bool:
@@ -43,6 +38,35 @@ def _within(event: LedgerEvent, positions: Positions | None) -> bool:
     return limit is not None and event.position.offset <= limit
 
 
+def period_events(ledger: LedgerStore, tenant_id: str, period: str) -> list[list[LedgerEvent]]:
+    """The tenant's ledger events of the period, one list per UTC hour that holds any."""
+    start, end = period_bounds(period)
+    return [
+        ledger.events_in_hour(tenant_id, hour)
+        for hour in ledger.hours(tenant_id)
+        if start <= hour < end
+    ]
+
+
+def usage_of(
+    hours: list[list[LedgerEvent]],
+    products: dict[str, ProductTerms],
+    positions: Positions | None = None,
+) -> tuple[list[HourlyUsage], Positions]:
+    """Hourly usage derived from ledger events — as known at `positions` when given — and the
+    greatest position of each partition it includes."""
+    units = {sku: p.billing_unit for sku, p in products.items()}
+    rows: list[HourlyUsage] = []
+    covered: Positions = {}
+    for hour in hours:
+        events = [e for e in hour if _within(e, positions)]
+        for e in events:
+            p = e.position.partition
+            covered[p] = max(covered.get(p, -1), e.position.offset)
+        rows.extend(derive_hour(events, units.get))
+    return rows, covered
+
+
 def ledger_usage(
     ledger: LedgerStore,
     tenant_id: str,
@@ -50,21 +74,8 @@ def ledger_usage(
     products: dict[str, ProductTerms],
     positions: Positions | None = None,
 ) -> tuple[list[HourlyUsage], Positions]:
-    """Hourly usage of the period derived straight from ledger rows — as known at `positions`
-    when given — and the greatest position of each partition it includes."""
-    start, end = period_bounds(period)
-    units = {sku: p.billing_unit for sku, p in products.items()}
-    rows: list[HourlyUsage] = []
-    covered: Positions = {}
-    for hour in ledger.hours(tenant_id):
-        if not start <= hour < end:
-            continue
-        events = [e for e in ledger.events_in_hour(tenant_id, hour) if _within(e, positions)]
-        for e in events:
-            p = e.position.partition
-            covered[p] = max(covered.get(p, -1), e.position.offset)
-        rows.extend(derive_hour(events, units.get))
-    return rows, covered
+    """usage_of the period's ledger events."""
+    return usage_of(period_events(ledger, tenant_id, period), products, positions)
 
 
 @dataclass(frozen=True)
@@ -151,10 +162,12 @@ class Invoicing:
         if invoice.corrections:
             last = invoice.corrections[-1]["pins"]["positions"]
             positions = {int(p): o for p, o in last.items()}
-        # The previous document is re-derived (reproducibly, see verify) rather than parsed.
-        before, _ = ledger_usage(self._ledger, tenant_id, period, products, positions)
+        # The previous document is re-derived (reproducibly, see verify) rather than parsed,
+        # from the same read of the ledger as the revision.
+        hours = period_events(self._ledger, tenant_id, period)
+        before, _ = usage_of(hours, products, positions)
         previous = draft_invoice(tenant_id, period, before, products, contract)
-        rows, covered = ledger_usage(self._ledger, tenant_id, period, products)
+        rows, covered = usage_of(hours, products)
         revised = draft_invoice(tenant_id, period, rows, products, contract)
         lines = correction(previous, revised)
         if not lines:
