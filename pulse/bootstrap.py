@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from catalog.billing import BillingApp
-from catalog.products import Product, ProductCatalog, products_from_document
+from catalog.files import read_catalog
+from catalog.products import Product, ProductCatalog
 from ledger.ports import LedgerStore, PulseLog
 from projections.ports import UsageStore
 from pulse.settings import Backend, Settings
@@ -24,6 +23,7 @@ class Parts:
     ledger: LedgerStore
     usage: UsageStore
     catalog: ProductCatalog
+    billing: BillingApp
 
     def close(self) -> None:
         self.usage.close()
@@ -31,7 +31,7 @@ class Parts:
         self.log.close()
 
 
-def load_catalog(settings: Settings) -> ProductCatalog:
+def load_catalog(settings: Settings, billing: BillingApp) -> ProductCatalog:
     """Billing units for the ingestor's unit check and the hourly projection.
 
     The event-sourced catalog (`pulse catalog apply`) when it holds products, else the catalog
@@ -39,15 +39,12 @@ def load_catalog(settings: Settings) -> ProductCatalog:
     process started before a catalog change sees it after a restart, and `pulse rebuild`
     re-derives hourly usage with the new units.
     """
-    recorded = billing_app(settings).products()
-    if recorded:
-        return ProductCatalog(
-            Product(p.sku, p.name, p.category, p.billing_unit, p.currency)
-            for p in recorded.values()
-        )
-    path = settings.catalog_file or SAMPLE_CATALOG
-    with path.open() as handle:
-        return ProductCatalog(products_from_document(yaml.safe_load(handle)))
+    terms = list(billing.products().values())
+    if not terms:
+        terms = read_catalog((settings.catalog_file or SAMPLE_CATALOG).read_text())
+    return ProductCatalog(
+        Product(p.sku, p.name, p.category, p.billing_unit, p.currency) for p in terms
+    )
 
 
 def billing_app(settings: Settings) -> BillingApp:
@@ -72,7 +69,8 @@ def billing_app(settings: Settings) -> BillingApp:
 
 def build(settings: Settings) -> Parts:
     """Adapters for `settings.backend`; the only place that knows concrete classes."""
-    catalog = load_catalog(settings)
+    billing = billing_app(settings)
+    catalog = load_catalog(settings, billing)
     match settings.backend:
         case Backend.EMBEDDED:
             from ledger.sqlite import SQLitePulseLog
@@ -85,6 +83,7 @@ def build(settings: Settings) -> Parts:
                 ledger=SQLiteLedgerStore(root / "ledger.sqlite"),
                 usage=SQLiteUsageStore(root / "usage.sqlite"),
                 catalog=catalog,
+                billing=billing,
             )
         case Backend.SERVERS:
             from ledger.kafka import KafkaPulseLog
@@ -99,4 +98,5 @@ def build(settings: Settings) -> Parts:
                 ledger=ScyllaLedgerStore(session, settings.cql.keyspace),
                 usage=ScyllaUsageStore(session, settings.cql.keyspace),
                 catalog=catalog,
+                billing=billing,
             )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +19,9 @@ from catalog.invoice import InvoiceDraft
 from catalog.terms import MINOR_UNITS, ContractVersion
 from ledger.model import plain
 from pulse.settings import Backend, Settings
+
+if TYPE_CHECKING:  # imported when used: every `pulse` command would pay for eventsourcing
+    from projections.invoices import Invoicing
 
 catalog_app = typer.Typer(help="The product catalog. Example: pulse catalog apply catalog.yaml")
 contracts_app = typer.Typer(help="Tenant contracts. Example: pulse contracts show acme")
@@ -176,13 +181,17 @@ def _contract_text(tenant: str, v: ContractVersion) -> str:
     return "\n".join(lines)
 
 
-def _invoicing(embedded: bool) -> Any:
+@contextmanager
+def _invoicing(embedded: bool) -> Iterator[Invoicing]:
+    """The invoicing use cases over this backend's adapters, released on exit."""
     from projections.invoices import Invoicing
-    from pulse.bootstrap import billing_app, build
+    from pulse.bootstrap import build
 
-    settings = _settings(embedded)
-    parts = build(settings)
-    return Invoicing(billing_app(settings), parts.ledger, parts.usage), parts
+    parts = build(_settings(embedded))
+    try:
+        yield Invoicing(parts.billing, parts.ledger, parts.usage)
+    finally:
+        parts.close()
 
 
 Period = Annotated[str, typer.Option("--period", help="billing month YYYY-MM (UTC)")]
@@ -251,11 +260,8 @@ def invoice_show(
     """
     from catalog.invoice import canonical_json
 
-    invoicing, parts = _invoicing(embedded)
-    try:
+    with _invoicing(embedded) as invoicing:
         draft = invoicing.draft(tenant, period)
-    finally:
-        parts.close()
     if as_json:
         print(json.dumps(json.loads(canonical_json(draft)), indent=2))
     else:
@@ -264,14 +270,11 @@ def invoice_show(
 
 @invoice_app.command("finalize")
 def invoice_finalize(tenant: str, period: Period, embedded: Embedded = False) -> None:
-    """Price the month from the ledger and record it for good (lines, totals, ledger positions,
-    catalog/contract versions, SHA-256). Example: pulse invoice finalize acme --period 2026-11
+    """Price an ended month from the ledger and record it for good (lines, totals, positions,
+    catalog/contract versions, SHA-256). Example: pulse invoice finalize acme --period 2026-10
     """
-    invoicing, parts = _invoicing(embedded)
-    try:
+    with _invoicing(embedded) as invoicing:
         draft, digest = invoicing.finalize(tenant, period)
-    finally:
-        parts.close()
     _print_draft(draft)
     console.print(f"finalized; sha256 {digest}")
 
@@ -280,13 +283,10 @@ def invoice_finalize(tenant: str, period: Period, embedded: Embedded = False) ->
 def invoice_verify(tenant: str, period: Period, embedded: Embedded = False) -> None:
     """Re-derive a finalized invoice and compare its SHA-256 (exit 1 when it differs).
 
-    Example: pulse invoice verify acme --period 2026-11
+    Example: pulse invoice verify acme --period 2026-10
     """
-    invoicing, parts = _invoicing(embedded)
-    try:
+    with _invoicing(embedded) as invoicing:
         result = invoicing.verify(tenant, period)
-    finally:
-        parts.close()
     if result.ok:
         console.print(f"verified: {tenant} {period} re-derives to sha256 {result.recorded}")
         return
@@ -298,13 +298,10 @@ def invoice_verify(tenant: str, period: Period, embedded: Embedded = False) -> N
 def invoice_correct(tenant: str, period: Period, embedded: Embedded = False) -> None:
     """Issue a credit/debit note if usage of a finalized month changed since its last document.
 
-    Example: pulse invoice correct acme --period 2026-11
+    Example: pulse invoice correct acme --period 2026-10
     """
-    invoicing, parts = _invoicing(embedded)
-    try:
+    with _invoicing(embedded) as invoicing:
         note = invoicing.correct(tenant, period)
-    finally:
-        parts.close()
     if note is None:
         console.print(f"{tenant} {period}: usage unchanged, no correction needed")
         return
@@ -330,11 +327,8 @@ def invoice_explain(
 
     Example: pulse invoice explain acme --period 2026-11 --line network.egress
     """
-    invoicing, parts = _invoicing(embedded)
-    try:
+    with _invoicing(embedded) as invoicing:
         rows = invoicing.explain(tenant, period, line)
-    finally:
-        parts.close()
     table = Table(title=f"lineage of {line} for {tenant} {period}")
     for column in ("hour (UTC)", "pulse_id", "quantity", "unit", "ledger position", "arrival"):
         table.add_column(column)

@@ -92,10 +92,10 @@ def _print_invoices(console: Console, settings: Settings, parts: Parts, period: 
     """Applies the sample catalog and contracts as recorded events, then drafts invoices."""
     from catalog.files import read_catalog, read_contracts
     from projections.invoices import Invoicing
-    from pulse.bootstrap import SAMPLE_CATALOG, billing_app
+    from pulse.bootstrap import SAMPLE_CATALOG
     from pulse.cli_billing import invoice_table
 
-    app = billing_app(settings)
+    app = parts.billing
     app.apply_catalog(read_catalog(SAMPLE_CATALOG.read_text()))
     app.apply_contracts(read_contracts((SAMPLE_CATALOG.parent / "contracts.yaml").read_text()))
     console.print(

@@ -66,9 +66,8 @@ def start(
         running.threads.append(_thread("writer", writer.run))
     if "projector" in roles:
         from projections.invoices import Invoicing
-        from pulse.bootstrap import billing_app
 
-        invoicing = Invoicing(billing_app(settings), parts.ledger, parts.usage)
+        invoicing = Invoicing(parts.billing, parts.ledger, parts.usage)
 
         def note_corrections(touched: set[tuple[str, datetime]]) -> None:
             for note in invoicing.correct_touched(touched):

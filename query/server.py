@@ -23,9 +23,8 @@ class ApiServer:
 
 def start_api(settings: Settings, parts: Parts) -> ApiServer:
     from projections.invoices import Invoicing
-    from pulse.bootstrap import billing_app
 
-    invoicing = Invoicing(billing_app(settings), parts.ledger, parts.usage)
+    invoicing = Invoicing(parts.billing, parts.ledger, parts.usage)
     config = uvicorn.Config(
         create_app(parts.ledger, parts.usage, invoicing),
         host=settings.api.host,
