@@ -80,13 +80,17 @@ class SQLiteLedgerStore:
 
     def seen(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         found: dict[tuple[str, str], str] = {}
-        for tenant, pid in keys:
+        # One query per 500 keys rather than one per key: this runs for every writer batch.
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            pairs = ", ".join(["(?, ?)"] * len(chunk))
             rows = self._db.query(
-                "SELECT payload_hash FROM pulses WHERE tenant_id = ? AND pulse_id = ?",
-                (tenant, pid),
+                "SELECT tenant_id, pulse_id, payload_hash FROM pulses "
+                f"WHERE (tenant_id, pulse_id) IN (VALUES {pairs})",
+                [value for key in chunk for value in key],
             )
-            if rows:
-                found[(tenant, pid)] = str(rows[0][0])
+            for tenant, pid, digest in rows:
+                found[(str(tenant), str(pid))] = str(digest)
         return found
 
     def append(self, events: Sequence[LedgerEvent]) -> None:
