@@ -12,6 +12,8 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 # One COPY per package: a multi-source COPY would merge the directories' contents.
+COPY kernel/ kernel/
+COPY eventstore_cql/ eventstore_cql/
 COPY ingestor/ ingestor/
 COPY ledger/ ledger/
 COPY projections/ projections/

@@ -29,7 +29,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 proto: $(STAMP)
-	$(BIN)/python -m pulse.protogen
+	$(BIN)/python -m devtools.protogen
 
 dev-up: $(STAMP)
 	$(BIN)/pulse dev up

@@ -14,16 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pulse import devservers
-from pulse.settings import (
-    Backend,
-    CqlSettings,
-    DevSettings,
-    IngestSettings,
-    KafkaSettings,
-    Settings,
-    as_env,
-)
+from devtools import servers as devservers
+from devtools.config import DevSettings
+from pulse.settings import Backend, CqlSettings, IngestSettings, KafkaSettings, Settings, as_env
 
 PULSE_CLI = str(Path(sys.executable).parent / "pulse")
 

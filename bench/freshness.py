@@ -31,7 +31,7 @@ from bench.common import (
 from ledger.scylla import connect
 from projections.scylla import ScyllaUsageStore
 from proto.pulse.v1 import pulse_pb2
-from pulse.client import IngestClient, make_pulse
+from pulse.demo.client import IngestClient, make_pulse
 
 
 def main() -> None:

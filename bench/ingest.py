@@ -29,7 +29,7 @@ from bench.common import (
 from ledger import codec
 from ledger.model import Pulse
 from proto.pulse.v1 import pulse_pb2
-from pulse.client import IngestClient, make_pulse
+from pulse.demo.client import IngestClient, make_pulse
 
 
 def pulses(count: int, run: str) -> list[pulse_pb2.Pulse]:

@@ -22,8 +22,9 @@ from bench.common import header
 from catalog.files import read_catalog, read_contracts
 from catalog.pricing import draft_invoice
 from catalog.terms import ContractTerms, ProductTerms
+from kernel.decimals import EXACT
 from ledger.model import Position
-from projections.hourly import EXACT, HourlyUsage
+from projections.hourly import HourlyUsage
 from pulse.bootstrap import SAMPLE_CATALOG
 
 PERIOD = "2026-11"

@@ -9,7 +9,6 @@ from typing import Any
 
 import yaml
 
-from catalog import units
 from catalog.terms import (
     MINOR_UNITS,
     ContractTerms,
@@ -21,6 +20,7 @@ from catalog.terms import (
     ProductTerms,
     Tier,
 )
+from kernel import units
 
 
 class FileProblems(ValueError):

@@ -27,8 +27,7 @@ from enum import Enum
 from typing import Literal
 
 from catalog.terms import PlanKind
-from ledger.model import plain
-from projections.hourly import EXACT
+from kernel.decimals import EXACT, plain
 
 LineKind = Literal["usage", "minimum", "commitment"]
 PlanSource = Literal["catalog", "contract"]

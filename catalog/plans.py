@@ -6,19 +6,14 @@ rounding; the single rounding of an invoice line happens in catalog.pricing.roun
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation
+from collections.abc import Sequence
+from decimal import Decimal
 from itertools import pairwise
 from typing import assert_never
 
 from catalog.invoice import TierCharge
 from catalog.terms import PlanKind, PricePlan, Tier
-from ledger.model import plain
-from projections.hourly import EXACT
-
-# As wide as projections.hourly.EXACT, but a result that would need rounding raises instead.
-STRICT = Context(prec=EXACT.prec, traps=[InvalidOperation, DivisionByZero, Inexact])
-ZERO = Decimal(0)
+from kernel.decimals import STRICT, ZERO, exact_sum, plain
 
 
 class PlanError(ValueError):
@@ -96,10 +91,3 @@ def check_plan(plan: PricePlan) -> None:
             raise PlanError(f"the tier bounds of the {plan.kind} plan are not ascending from 0")
     if plan.kind is PlanKind.PACKAGE and plan.package_size <= 0:
         raise PlanError("the package plan has a package size <= 0")
-
-
-def exact_sum(amounts: Iterable[Decimal]) -> Decimal:
-    total = ZERO
-    for amount in amounts:
-        total = STRICT.add(total, amount)
-    return total

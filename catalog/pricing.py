@@ -65,7 +65,7 @@ from catalog.invoice import (
     note_kind,
     total_delta,
 )
-from catalog.plans import STRICT, ZERO, PlanError, charge, check_plan, exact_sum
+from catalog.plans import PlanError, charge, check_plan
 from catalog.terms import (
     MINOR_UNITS,
     ContractTerms,
@@ -74,7 +74,8 @@ from catalog.terms import (
     PricePlan,
     ProductTerms,
 )
-from projections.hourly import EXACT, HourlyUsage
+from kernel.decimals import EXACT, STRICT, ZERO, exact_sum
+from projections.hourly import HourlyUsage
 
 # The document types and functions of catalog.invoice are re-exported: one import for callers.
 __all__ = [

@@ -13,7 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ingestor.core import check_batch
-from ledger.errors import Unavailable
+from kernel.errors import Unavailable
 from ledger.ports import PulseLog
 from ledger.validation import BillingUnitOf
 from proto.pulse.v1 import pulse_pb2

@@ -6,7 +6,8 @@ from decimal import Decimal, InvalidOperation
 
 from google.protobuf.message import DecodeError
 
-from ledger.model import Pulse, from_micros, plain, to_micros
+from kernel.decimals import plain
+from ledger.model import Pulse, from_micros, to_micros
 from proto.pulse.v1 import pulse_pb2
 
 CONTENT_TYPE = "application/x-protobuf; messageType=pulse.v1.Pulse"

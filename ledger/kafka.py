@@ -10,7 +10,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from ledger.errors import Invalid, Unavailable
+from kernel.errors import Invalid, Unavailable
 from ledger.model import LogRecord, Position, from_micros, to_micros
 from ledger.ports import DeadLetter, LogConsumer, OutgoingRecord
 from pulse.settings import KafkaSettings

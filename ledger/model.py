@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from kernel.decimals import plain
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -24,20 +26,6 @@ def from_micros(micros: int) -> datetime:
 def hour_of(moment: datetime) -> datetime:
     """The UTC hour bucket an event time falls in."""
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def plain(amount: Decimal) -> str:
-    """Canonical decimal text: no exponent, no trailing zeros ("1.50" and "1.5" are equal)."""
-    if amount.is_zero():
-        return "0"
-    # Strip trailing zeros by hand: Decimal.normalize() would round to 28 digits.
-    sign, digits, exponent = amount.as_tuple()
-    assert isinstance(exponent, int), "only finite amounts reach the ledger"
-    while len(digits) > 1 and digits[-1] == 0:
-        digits, exponent = digits[:-1], exponent + 1
-    if exponent > 0:
-        digits, exponent = digits + (0,) * exponent, 0
-    return format(Decimal((sign, digits, exponent)), "f")
 
 
 @dataclass(frozen=True, slots=True)

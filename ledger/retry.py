@@ -14,7 +14,7 @@ T = TypeVar("T")
 def retrying(action: Callable[[], T], stop: threading.Event, what: str) -> T | None:
     """`action()`'s result, retried on Unavailable with backoff (0.1 s doubling to 5 s);
     None if `stop` is set while the backend is still unavailable."""
-    from ledger.errors import Unavailable
+    from kernel.errors import Unavailable
 
     delay = 0.1
     while True:

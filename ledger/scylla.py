@@ -15,7 +15,7 @@ from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from ledger.errors import Unavailable
+from kernel.errors import Unavailable
 from ledger.model import LedgerEvent, Position, Pulse, from_micros, hour_of, to_micros
 from ledger.ports import ConflictRecord
 from pulse.settings import CqlSettings

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from ledger.errors import Unavailable
+from kernel.errors import Unavailable
 from ledger.model import LogRecord, Position, from_micros, to_micros
 from ledger.ports import DeadLetter, LogConsumer, OutgoingRecord
 

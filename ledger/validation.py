@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from catalog import units
+from kernel import units
 from ledger.model import Pulse, from_micros
 
 MAX_ID = 128

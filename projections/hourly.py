@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Context, Decimal
+from decimal import Decimal
 
-from catalog import units
+from kernel import units
+from kernel.decimals import EXACT
 from ledger.model import LedgerEvent, Position
 
 
@@ -37,10 +38,6 @@ class HourlyUsage:
 
 
 BillingUnitOf = Callable[[str], str | None]
-
-# Sums of amounts with up to 38 significant digits must not round (the default context
-# keeps 28 digits).
-EXACT = Context(prec=80)
 
 
 @dataclass

@@ -14,8 +14,9 @@ from catalog.invoice import InvoiceDraft, canonical_json, correction, invoice_ha
 from catalog.pricing import draft_invoice
 from catalog.pricing import period_bounds as pricing_period_bounds
 from catalog.terms import ContractTerms, ProductTerms
-from ledger.errors import Conflict, Invalid, NotFound, Unavailable
-from ledger.model import LedgerEvent, plain
+from kernel.decimals import plain
+from kernel.errors import Conflict, Invalid, NotFound, Unavailable
+from ledger.model import LedgerEvent
 from ledger.ports import LedgerStore
 from projections.hourly import HourlyUsage, derive_hour
 from projections.ports import UsageStore

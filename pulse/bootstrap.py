@@ -58,7 +58,7 @@ def billing_app(settings: Settings) -> BillingApp:
             }
         case Backend.SERVERS:
             env = {
-                "PERSISTENCE_MODULE": "catalog.scylla",
+                "PERSISTENCE_MODULE": "eventstore_cql",
                 "CQL_CONTACT_POINTS": settings.cql.contact_points,
                 "CQL_PORT": str(settings.cql.port),
                 "CQL_KEYSPACE": settings.cql.keyspace,

@@ -11,7 +11,7 @@ from pathlib import Path
 from cassandra.cluster import Session
 
 from cql import ROOT as CQL_ROOT
-from ledger.errors import Conflict, Unavailable
+from kernel.errors import Conflict, Unavailable
 from pulse.settings import Backend, CqlSettings, KafkaSettings, Settings
 
 

@@ -63,23 +63,6 @@ class ApiSettings(_Section):
     port: int = Field(default=8000, ge=0, le=65535)
 
 
-class DevSettings(_Section):
-    """Where `pulse dev` keeps jars, data and logs of the local Kafka and Cassandra."""
-
-    home: Path = Path(".pulse-dev")
-    kafka_port: int = Field(default=9092, ge=1, le=65535)
-    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
-    cql_port: int = Field(default=9042, ge=1, le=65535)
-    cassandra_storage_port: int = Field(default=7000, ge=1, le=65535)
-    cassandra_jmx_port: int = Field(default=7199, ge=1, le=65535)
-    java: str = "java"
-    kafka_heap: str = "768m"
-    cassandra_heap: str = "1G"
-    start_timeout_seconds: float = Field(default=180.0, gt=0)
-    stop_timeout_seconds: float = Field(default=60.0, gt=0)  # SIGTERM grace before SIGKILL
-    maven: str = "mvn"  # resolves the server jars from Maven Central on first `up`
-
-
 class Settings(BaseSettings):
     """Effective configuration; nested fields use `__`, e.g. PULSE_KAFKA__BOOTSTRAP_SERVERS."""
 
@@ -95,7 +78,6 @@ class Settings(BaseSettings):
     embedded: EmbeddedSettings = EmbeddedSettings()
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
-    dev: DevSettings = DevSettings()
 
 
 def masked(settings: Settings) -> dict[str, object]:

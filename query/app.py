@@ -9,8 +9,9 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 
 from catalog.invoice import canonical_json
-from ledger.errors import Invalid
-from ledger.model import LedgerEvent, plain
+from kernel.decimals import plain
+from kernel.errors import Invalid
+from ledger.model import LedgerEvent
 from ledger.ports import LedgerStore
 from projections.invoices import Invoicing
 from projections.ports import UsageStore

@@ -14,8 +14,8 @@ from cassandra.io.asyncioreactor import AsyncioConnection
 from cassandra.policies import RoundRobinPolicy
 from pydantic import ValidationError
 
-from pulse import devservers
-from pulse.settings import DevSettings, Settings
+from devtools import servers as devservers
+from devtools.config import DevSettings
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class ServerProvider:
     def _dev_settings(self) -> DevSettings:
         """The developer's `pulse dev` settings, home anchored at the repo so `up` is shared."""
         try:
-            dev = Settings().dev
+            dev = DevSettings()
         except ValidationError as error:
             raise ServersUnavailable(f"invalid PULSE_* settings: {error}") from error
         if dev.home.is_absolute():

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from proto.pulse.v1 import pulse_pb2
 from pulse.bootstrap import Parts, build
-from pulse.services import Running, caught_up, start
+from pulse.runtime import Running, caught_up, start
 from pulse.settings import Backend, CqlSettings, IngestSettings, Settings
 from tests.backends import kafka_settings
 

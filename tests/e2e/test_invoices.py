@@ -16,7 +16,7 @@ from catalog.files import read_catalog, read_contracts
 from projections.invoices import Invoicing
 from proto.pulse.v1 import pulse_pb2
 from pulse.bootstrap import SAMPLE_CATALOG, billing_app
-from pulse.client import IngestClient, make_pulse
+from pulse.demo.client import IngestClient, make_pulse
 from pulse.settings import Backend, EmbeddedSettings, IngestSettings, Settings
 from tests.e2e.pipeline import Pipeline, running_pipeline, server_settings
 

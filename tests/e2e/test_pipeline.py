@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from proto.pulse.v1 import pulse_pb2
-from pulse.client import IngestClient, make_pulse
+from pulse.demo.client import IngestClient, make_pulse
 from pulse.settings import Backend, CqlSettings, IngestSettings, KafkaSettings, Settings
 from tests.e2e.pipeline import expected_hourly, running_pipeline, server_settings
 

@@ -13,10 +13,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pulse import dev_cassandra, dev_kafka, dev_process, devservers
-from pulse.cli_dev import dev_app
-from pulse.devservers import DevPaths, DevServerError
-from pulse.settings import DevSettings
+from devtools import cassandra as dev_cassandra
+from devtools import kafka as dev_kafka
+from devtools import process as dev_process
+from devtools import servers as devservers
+from devtools.config import DevSettings
+from devtools.servers import DevPaths, DevServerError
+from pulse.cli.dev import dev_app
 
 FAKE_MAVEN = """#!/bin/sh
 # Stands in for `mvn dependency:copy-dependencies`: counts calls, writes a jamm jar.

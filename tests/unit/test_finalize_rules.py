@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from catalog.billing import BillingApp
-from ledger.errors import Invalid
+from kernel.errors import Invalid
 from ledger.sqlite_store import SQLiteLedgerStore
 from projections.invoices import Invoicing
 from projections.sqlite import SQLiteUsageStore

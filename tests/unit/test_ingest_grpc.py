@@ -13,13 +13,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from ingestor.server import IngestServicer, create_server
+from kernel.errors import Unavailable
 from ledger import codec
-from ledger.errors import Unavailable
 from ledger.model import LogRecord, Position
 from ledger.ports import DeadLetter, LogConsumer, OutgoingRecord, PulseLog
 from ledger.sqlite import SQLitePulseLog
 from proto.pulse.v1 import pulse_pb2
-from pulse.client import IngestClient, make_pulse
+from pulse.demo.client import IngestClient, make_pulse
 from tests.unit.helpers import SKEW, catalog
 
 MAX_BATCH = 50

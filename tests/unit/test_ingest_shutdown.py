@@ -16,7 +16,7 @@ from ingestor.server import IngestServicer, create_server
 from ledger.ports import OutgoingRecord
 from ledger.sqlite import SQLitePulseLog
 from proto.pulse.v1 import pulse_pb2
-from pulse.client import IngestClient, make_pulse
+from pulse.demo.client import IngestClient, make_pulse
 
 
 class SlowLog(SQLitePulseLog):

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pulse import protogen
+from devtools import protogen
 
 
 def test_generated_code_matches_the_proto(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PURE_CORE = [
-    "catalog.units",
+    "kernel.units",
+    "kernel.decimals",
+    "kernel.errors",
     "catalog.products",
     "catalog.terms",
     "catalog.terms_codec",

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from catalog import units
+from kernel import units
 from tests.unit.helpers import BYTE_FACTORS, WIDE
 
 # Base units per unit, written out independently of catalog.units (seconds for time parts).

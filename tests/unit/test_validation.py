@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from catalog import units
+from kernel import units
 from ledger.model import Pulse
 from ledger.validation import RawPulse, Rejection, validate
 from tests.unit.helpers import NOW, SKEW, T0, catalog, raw

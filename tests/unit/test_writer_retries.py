@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from kernel.errors import Unavailable
 from ledger import codec
-from ledger.errors import Unavailable
 from ledger.model import LedgerEvent, Pulse
 from ledger.ports import OutgoingRecord
 from ledger.sqlite import SQLitePulseLog

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 import typer
 from pydantic import ValidationError
 
-from pulse import devservers
-from pulse.devservers import DevEndpoints, DevServerError
-from pulse.settings import DevSettings, Settings
+if TYPE_CHECKING:
+    from devtools.config import DevSettings
+    from devtools.servers import DevEndpoints, DevServerError
+
+MISSING_DEVTOOLS = (
+    "pulse dev needs the devtools/ folder of a pulse-ledger checkout, which the wheel does not "
+    "ship: run it from a clone (pip install -e '.[dev]'), with Java 17 and Maven on PATH"
+)
 
 dev_app = typer.Typer(
     help=(
@@ -24,11 +32,23 @@ def _progress(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _dev_settings() -> DevSettings:
+def _devtools() -> ModuleType:
     try:
-        return Settings().dev
+        from devtools import servers
+    except ImportError:
+        typer.echo(MISSING_DEVTOOLS, err=True)
+        raise typer.Exit(1) from None
+    return servers
+
+
+def _dev_settings() -> DevSettings:
+    _devtools()
+    from devtools.config import DevSettings
+
+    try:
+        return DevSettings()
     except ValidationError as error:
-        typer.echo(f"invalid settings (PULSE_* environment):\n{error}", err=True)
+        typer.echo(f"invalid settings (PULSE_DEV__* environment):\n{error}", err=True)
         raise typer.Exit(1) from error
 
 
@@ -55,7 +75,7 @@ def up() -> None:
 
     The first run resolves about 110 MB of jars with Maven.
     Later runs reuse the jars and the data: topics and keyspaces survive down/up.
-    Ports: PULSE_DEV__KAFKA_PORT, PULSE_DEV__CQL_PORT, ... (`pulse config check`).
+    Ports: PULSE_DEV__KAFKA_PORT, PULSE_DEV__CQL_PORT, ... (PULSE_DEV__* variables).
 
     Example:
 
@@ -63,9 +83,10 @@ def up() -> None:
         eval "$(pulse dev up)"     # start and point this shell at the servers
     """
     dev = _dev_settings()
+    devservers = _devtools()
     try:
         found = devservers.up(dev, echo=_progress)
-    except DevServerError as error:
+    except devservers.DevServerError as error:
         raise _fail("up", error) from None
     for line in export_lines(found):
         typer.echo(line)
@@ -84,9 +105,10 @@ def down() -> None:
         pulse dev down
         pulse dev down && rm -rf .pulse-dev/data   # forget all topics and tables
     """
+    devservers = _devtools()
     try:
         devservers.down(_dev_settings(), echo=_progress)
-    except DevServerError as error:
+    except devservers.DevServerError as error:
         raise _fail("down", error) from None
 
 
@@ -98,7 +120,7 @@ def status() -> None:
 
         pulse dev status
     """
-    for server in devservers.status(_dev_settings()):
+    for server in _devtools().status(_dev_settings()):
         pid = f"pid {server.pid}" if server.pid else "-"
         rss = f"RSS {server.rss_kib // 1024} MiB" if server.rss_kib else "-"
         typer.echo(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from proto.pulse.v1 import pulse_pb2
-from pulse.client import make_pulse
+from pulse.demo.client import make_pulse
 
 TENANTS = ("acme", "globex", "initech")
 

@@ -1,4 +1,4 @@
-"""Root pytest configuration: session fixtures shared by every test package."""
+"""Session fixtures shared by every test package (loaded by the root conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ import pytest
 from cassandra.cluster import Session
 
 from tests import servers
-
-# Backend fixtures of the contract suites and end-to-end tests (every adapter of each port).
-pytest_plugins = ["tests.backends"]
 
 # ---------------------------------------------------------------------------------------
 # Real servers (Kafka, CQL) — logic in tests/servers.py. Started lazily: only a test that

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from proto.pulse.v1 import pulse_pb2
-from pulse.client import IngestClient, make_pulse
+from pulse.demo.client import IngestClient, make_pulse
 
 _SKUS = [
     ("compute.vcpu", "vCPU-hour"),

@@ -1,4 +1,4 @@
-"""The eventsourcing library's own recorder test cases, run on catalog.scylla against real CQL.
+"""The eventsourcing library's own recorder test cases, run on eventstore_cql against real CQL.
 
 The endpoint: PULSE_TEST_CQL (host:port) if set, else `pulse dev up` (reuses running servers).
 Without a server the classes are skipped locally and fail on CI (CI=true). Each class works in
@@ -35,7 +35,10 @@ from eventsourcing.persistence import (
 from eventsourcing.tests import persistence as library
 from eventsourcing.utils import Environment
 
-from catalog.scylla import (
+from devtools import servers as devservers
+from devtools.config import DevSettings
+from eventstore_cql.datastore import BATCH_BYTES, Key, LogLock, PendingTracking
+from eventstore_cql.factory import (
     ScyllaAggregateRecorder,
     ScyllaApplicationRecorder,
     ScyllaDatastore,
@@ -44,9 +47,6 @@ from catalog.scylla import (
     ScyllaTrackingRecorder,
     connect,
 )
-from catalog.scylla_datastore import BATCH_BYTES, Key, LogLock, PendingTracking
-from pulse import devservers
-from pulse.settings import DevSettings
 
 pytestmark = pytest.mark.servers
 
@@ -369,7 +369,7 @@ class TestScyllaInfrastructureFactory(
 
     def module_env(self) -> dict[str, str]:
         return {
-            InfrastructureFactory.PERSISTENCE_MODULE: "catalog.scylla",
+            InfrastructureFactory.PERSISTENCE_MODULE: "eventstore_cql",
             ScyllaFactory.CQL_CONTACT_POINTS: self.endpoint[0],
             ScyllaFactory.CQL_PORT: str(self.endpoint[1]),
             ScyllaFactory.CQL_KEYSPACE: self.keyspace,

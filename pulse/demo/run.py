@@ -12,13 +12,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ledger.model import plain
-from projections.hourly import EXACT, HourlyUsage
+from kernel.decimals import EXACT, plain
+from projections.hourly import HourlyUsage
 from proto.pulse.v1 import pulse_pb2
 from pulse.bootstrap import Parts, build
-from pulse.client import IngestClient
-from pulse.demo_data import TENANTS, sample_day
-from pulse.services import caught_up, start
+from pulse.demo.client import IngestClient
+from pulse.demo.data import TENANTS, sample_day
+from pulse.runtime import caught_up, start
 from pulse.settings import Backend, EmbeddedSettings, Settings
 
 
@@ -93,7 +93,7 @@ def _print_invoices(console: Console, settings: Settings, parts: Parts, period: 
     from catalog.files import read_catalog, read_contracts
     from projections.invoices import Invoicing
     from pulse.bootstrap import SAMPLE_CATALOG
-    from pulse.cli_billing import invoice_table
+    from pulse.cli.billing import invoice_table
 
     app = parts.billing
     app.apply_catalog(read_catalog(SAMPLE_CATALOG.read_text()))

@@ -17,7 +17,7 @@ from rich.table import Table
 from catalog.files import FileProblems, read_catalog, read_contracts
 from catalog.invoice import InvoiceDraft
 from catalog.terms import MINOR_UNITS, ContractVersion
-from ledger.model import plain
+from kernel.decimals import plain
 from pulse.settings import Backend, Settings
 
 if TYPE_CHECKING:  # imported when used: every `pulse` command would pay for eventsourcing

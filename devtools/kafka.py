@@ -10,7 +10,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from pulse.settings import DevSettings
+from devtools.config import DevSettings
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from rich.table import Table
 
-from ledger.model import plain
-from projections.hourly import EXACT, HourlyUsage
+from kernel.decimals import EXACT, plain
+from projections.hourly import HourlyUsage
 
 
 def usage_rows(rows: Sequence[HourlyUsage], granularity: str) -> list[dict[str, str]]:

@@ -11,13 +11,13 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, N
 from cassandra.io.asyncioreactor import AsyncioConnection
 from cassandra.policies import WhiteListRoundRobinPolicy
 
-from pulse.settings import DevSettings
+from devtools.config import DevSettings
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
-LOGBACK_TEMPLATE = Path(__file__).parent / "dev" / "logback.xml"
+LOGBACK_TEMPLATE = Path(__file__).parent / "logback.xml"
 DATA_SUBDIRS = ("data", "commitlog", "saved_caches", "hints", "cdc_raw")
 
 # From Cassandra's conf/jvm17-server.options: without these the JVM dies early on Java 17.

@@ -1,6 +1,6 @@
-"""eventsourcing on CQL, the recorders' core: the locked write (datastore in scylla_datastore).
+"""eventsourcing on CQL, the recorders' core: the locked write (datastore in datastore.py).
 
-ScyllaAggregateRecorder holds the write protocol; the recorders of catalog/scylla.py extend it.
+ScyllaAggregateRecorder holds the write protocol; the recorders of factory.py extend it.
 
 Tables, in one keyspace, shared CQL only (no SAI, counters, materialized views or indexes):
 
@@ -57,7 +57,7 @@ from eventsourcing.persistence import (
     Tracking,
 )
 
-from catalog.scylla_datastore import (
+from eventstore_cql.datastore import (
     HOST,
     LOGS_TABLE,
     Head,

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python -m bench.eventstore [--saves 2000] [--threads 1 4]
 
-The same Application saves new one-event aggregates on our CQL module (catalog.scylla, real
+The same Application saves new one-event aggregates on our CQL module (eventstore_cql, real
 Cassandra/ScyllaDB: PULSE_TEST_CQL=host:port, else `pulse dev up`) and on the library's SQLite
 module (a file database, as the embedded default uses) as the baseline. Each save is one
 `insert_events` call: on CQL that is three LWTs (acquire the log, the aggregate's conditional
@@ -26,7 +26,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
 from bench.common import header, percentile, servers
-from catalog.scylla import connect
+from eventstore_cql.factory import connect
 
 WARM_UP = 20
 
@@ -50,7 +50,7 @@ def cql_endpoint() -> tuple[str, str]:
 def cql_env() -> dict[str, str]:
     host, port = cql_endpoint()
     return {
-        "PERSISTENCE_MODULE": "catalog.scylla",
+        "PERSISTENCE_MODULE": "eventstore_cql",
         "CQL_CONTACT_POINTS": host,
         "CQL_PORT": port,
         "CQL_KEYSPACE": f"bench_es_{uuid.uuid4().hex[:8]}",

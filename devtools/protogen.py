@@ -1,4 +1,4 @@
-"""Regenerates the Python code for proto/ (python -m pulse.protogen [--check])."""
+"""Regenerates the Python code for proto/ (python -m devtools.protogen [--check])."""
 
 from __future__ import annotations
 

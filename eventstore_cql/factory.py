@@ -1,8 +1,8 @@
-"""eventsourcing persistence module on CQL (ScyllaDB, Cassandra 5): catalog.scylla
+"""eventsourcing persistence module on CQL (ScyllaDB, Cassandra 5): eventstore_cql.factory
 
 Application, tracking and process recorders and ScyllaFactory (the one factory class the
 library's lookup finds here), built on the datastore and the locked write of
-catalog/scylla_recorders.py, which also describes the tables and the write protocol.
+eventstore_cql/recorders.py, which also describes the tables and the write protocol.
 
 Environment (read through the library's Environment, so `<APP>_CQL_KEYSPACE` overrides):
 CQL_CONTACT_POINTS (comma-separated, default 127.0.0.1), CQL_PORT (9042), CQL_KEYSPACE
@@ -45,7 +45,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
-from catalog.scylla_datastore import (
+from eventstore_cql.datastore import (
     BUCKET_SIZE,
     SERIAL,
     LogLock,
@@ -58,7 +58,7 @@ from catalog.scylla_datastore import (
     event_size,
     translated,
 )
-from catalog.scylla_recorders import ScyllaAggregateRecorder, ScyllaRecorder
+from eventstore_cql.recorders import ScyllaAggregateRecorder, ScyllaRecorder
 
 R = TypeVar("R", bound=ScyllaRecorder)
 

@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pulse import dev_cassandra, dev_kafka
-from pulse.dev_process import (
+from devtools import cassandra as dev_cassandra
+from devtools import kafka as dev_kafka
+from devtools.config import DevSettings
+from devtools.process import (
     LOG_TAIL_LINES,
     is_alive,
     log_excerpt,
@@ -25,13 +27,12 @@ from pulse.dev_process import (
     signal_group,
     wait_gone,
 )
-from pulse.settings import DevSettings
 
 log = logging.getLogger(__name__)
 
 Echo = Callable[[str], None]
 
-POM = Path(__file__).parent / "dev" / "pom.xml"
+POM = Path(__file__).parent / "pom.xml"
 HOST = "127.0.0.1"
 
 PROBE_TIMEOUT_SECONDS = 2.0

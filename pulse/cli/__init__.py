@@ -16,9 +16,9 @@ from eventsourcing.persistence import InterfaceError, OperationalError, Persiste
 from pydantic import ValidationError
 from rich.console import Console
 
-from ledger.errors import Invalid, LedgerError, NotFound, Unavailable
-from pulse.cli_billing import catalog_app, contracts_app, invoice_app
-from pulse.cli_dev import dev_app
+from kernel.errors import Invalid, LedgerError, NotFound, Unavailable
+from pulse.cli.billing import catalog_app, contracts_app, invoice_app
+from pulse.cli.dev import dev_app
 from pulse.settings import Backend, Settings, masked
 
 app = typer.Typer(
@@ -71,7 +71,7 @@ def demo(
 
     Example: pulse demo
     """
-    from pulse.demo import run_demo
+    from pulse.demo.run import run_demo
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     raise typer.Exit(run_demo(console, data_dir))
@@ -88,7 +88,7 @@ def serve(
     Example: pulse serve all --embedded
     """
     from pulse.bootstrap import build
-    from pulse.services import start
+    from pulse.runtime import start
 
     _setup_logging(verbose)
     roles = {"ingestor", "writer", "projector", "api"} if role == "all" else {role}
@@ -103,7 +103,7 @@ def serve(
     running = start(settings, parts, roles - {"api"})
     api_server = None
     if "api" in roles:
-        from query.server import start_api
+        from pulse.runtime import start_api
 
         api_server = start_api(settings, parts)
     if running.grpc_server is not None:
@@ -161,7 +161,7 @@ def usage(
     Example: pulse usage acme --from 2026-11-01 --to 2026-11-02 --granularity day
     """
     from pulse.bootstrap import build
-    from pulse.render import usage_json, usage_rows, usage_table
+    from pulse.cli.render import usage_json, usage_rows, usage_table
 
     if granularity not in ("hour", "day"):
         raise _fail(f"--granularity: {granularity!r} is not hour or day", 2)
@@ -223,7 +223,7 @@ def send(
 
     Example: pulse send --total 100000 --rate 5000 --tenants 50 --duplicate-ratio 0.05
     """
-    from pulse.loadgen import LoadSpec, run_load
+    from pulse.demo.loadgen import LoadSpec, run_load
 
     spec = LoadSpec(total, rate, tenants, skus, duplicate_ratio, batch_size, seed)
     report = run_load(target, spec, console)

@@ -1,4 +1,4 @@
-"""Runs the pipeline's roles (ingestor, writer, projector, api) in this process."""
+"""Starts the pipeline's roles (ingestor, writer, projector, api) in this process and stops them."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import grpc
+import uvicorn
 
 from ingestor.server import IngestServicer, create_server
 from ledger.writer import LedgerWriter
 from projections.runner import HourlyProjector, ProjectorSettings
 from pulse.bootstrap import Parts
 from pulse.settings import Settings
+from query.app import create_app
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +110,29 @@ def caught_up(settings: Settings, parts: Parts) -> bool:
         if any(committed.get(p, 0) < o for p, o in ends.items()):
             return False
     return True
+
+
+class ApiServer:
+    def __init__(self, server: uvicorn.Server, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+def start_api(settings: Settings, parts: Parts) -> ApiServer:
+    from projections.invoices import Invoicing
+
+    invoicing = Invoicing(parts.billing, parts.ledger, parts.usage)
+    config = uvicorn.Config(
+        create_app(parts.ledger, parts.usage, invoicing),
+        host=settings.api.host,
+        port=settings.api.port,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    return ApiServer(server, thread)

@@ -1,5 +1,5 @@
 """eventsourcing on CQL, the datastore: session, prepared statements, the error boundary and
-the log row that serializes writes (see catalog/scylla_recorders.py for the protocol)."""
+the log row that serializes writes (see eventstore_cql/recorders.py for the protocol)."""
 
 from __future__ import annotations
 
