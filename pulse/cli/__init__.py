@@ -1,33 +1,22 @@
-"""The `pulse` command line: builds settings once per command and maps errors to exit codes."""
+"""The `pulse` command line: one Typer app per area, one place mapping errors to exit codes."""
 
 from __future__ import annotations
 
-import json
-import logging
-import signal
 import sys
-import threading
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated
 
 import typer
-from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
-from pydantic import ValidationError
-from rich.console import Console
 
-from kernel.errors import Invalid, LedgerError, NotFound, Unavailable
 from pulse.cli.billing import catalog_app, contracts_app, invoice_app
+from pulse.cli.common import exit_code
 from pulse.cli.dev import dev_app
-from pulse.settings import Backend, Settings, masked
+from pulse.cli.pipeline import config_app, dlq_app, pipeline_app
 
 app = typer.Typer(
     help="pulse-ledger: usage metering and billing ledger. Example: pulse demo",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-config_app = typer.Typer(help="Inspect the effective settings. Example: pulse config check")
-dlq_app = typer.Typer(help="Dead-lettered records. Example: pulse dlq list")
+app.registered_commands += pipeline_app.registered_commands
 app.add_typer(dev_app, name="dev")
 app.add_typer(config_app, name="config")
 app.add_typer(dlq_app, name="dlq")
@@ -35,239 +24,13 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(invoice_app, name="invoice")
 
-console = Console()
-err = Console(stderr=True)
-
-EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 2, 3, 4
-
-
-def _settings(embedded: bool = False) -> Settings:
-    settings = Settings()
-    if embedded:
-        settings = settings.model_copy(update={"backend": Backend.EMBEDDED})
-    return settings
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
-@app.command()
-def demo(
-    data_dir: Annotated[
-        Path | None, typer.Option(help="keep the embedded data here (default: a temp dir)")
-    ] = None,
-) -> None:
-    """Run the whole pipeline embedded (no servers) on a sample day and print hourly usage.
-
-    Example: pulse demo
-    """
-    from pulse.demo.run import run_demo
-
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    raise typer.Exit(run_demo(console, data_dir))
-
-
-@app.command()
-def serve(
-    role: Annotated[str, typer.Argument(help="all | ingestor | writer | projector | api")] = "all",
-    embedded: Annotated[bool, typer.Option(help="use the embedded SQLite backends")] = False,
-    verbose: bool = False,
-) -> None:
-    """Run pipeline roles until SIGINT/SIGTERM (then drain in-flight batches and stop).
-
-    Example: pulse serve all --embedded
-    """
-    from pulse.bootstrap import build
-    from pulse.runtime import start
-
-    _setup_logging(verbose)
-    roles = {"ingestor", "writer", "projector", "api"} if role == "all" else {role}
-    unknown = roles - {"ingestor", "writer", "projector", "api"}
-    if unknown:
-        raise _fail(f"role {role!r} is not one of all, ingestor, writer, projector, api", 2)
-    settings = _settings(embedded)
-    parts = build(settings)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    running = start(settings, parts, roles - {"api"})
-    api_server = None
-    if "api" in roles:
-        from pulse.runtime import start_api
-
-        api_server = start_api(settings, parts)
-    if running.grpc_server is not None:
-        console.print(f"ingestor listening on {settings.ingest.address}")
-    stop.wait()
-    console.print("stopping: draining in-flight batches")
-    if api_server is not None:
-        api_server.stop()
-    running.stop()
-    parts.close()
-
-
-@app.command()
-def migrate() -> None:
-    """Create the keyspace, tables and topics (idempotent; records applied versions).
-
-    Example: PULSE_BACKEND=servers pulse migrate
-    """
-    from pulse.migrate import run_migrations
-
-    settings = _settings()
-    for line in run_migrations(settings):
-        console.print(line)
-
-
-@config_app.command("check")
-def config_check() -> None:
-    """Print the effective settings (secrets masked).
-
-    Example: PULSE_BACKEND=servers pulse config check
-    """
-    console.print_json(json.dumps(masked(_settings())))
-
-
-def _parse_day(text: str, option: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise _fail(f"{option}: {text!r} is not an ISO date or time (e.g. 2026-11-01)", 2) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-@app.command()
-def usage(
-    tenant: Annotated[str, typer.Argument(help="tenant id")],
-    from_: Annotated[str, typer.Option("--from", help="start (UTC), e.g. 2026-11-01")],
-    to: Annotated[str, typer.Option("--to", help="end, exclusive (UTC), e.g. 2026-11-02")],
-    granularity: Annotated[str, typer.Option(help="hour | day")] = "hour",
-    sku: Annotated[str | None, typer.Option(help="only this product SKU")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="exact decimal strings as JSON")] = False,
-    embedded: Annotated[bool, typer.Option(help="read the embedded store")] = False,
-) -> None:
-    """Hourly (or daily) usage of a tenant.
-
-    Example: pulse usage acme --from 2026-11-01 --to 2026-11-02 --granularity day
-    """
-    from pulse.bootstrap import build
-    from pulse.cli.render import usage_json, usage_rows, usage_table
-
-    if granularity not in ("hour", "day"):
-        raise _fail(f"--granularity: {granularity!r} is not hour or day", 2)
-    start, end = _parse_day(from_, "--from"), _parse_day(to, "--to")
-    if end <= start:
-        raise _fail("--to must be after --from", 2)
-    parts = build(_settings(embedded))
-    try:
-        rows = usage_rows(parts.usage.usage(tenant, start, end, sku), granularity)
-    finally:
-        parts.close()
-    if as_json:
-        print(usage_json(tenant, rows))
-    else:
-        console.print(
-            usage_table(
-                f"usage of {tenant} {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC", rows
-            )
-        )
-
-
-@app.command()
-def rebuild(embedded: bool = False) -> None:
-    """Re-derive every hourly-usage bucket from the ledger (absolute values, safe to repeat).
-
-    Example: pulse rebuild
-    """
-    from projections.runner import rebuild as rebuild_all
-    from pulse.bootstrap import build
-
-    parts = build(_settings(embedded))
-    try:
-        with console.status("re-deriving hourly usage") as status:
-            done = rebuild_all(
-                parts.ledger,
-                parts.usage,
-                parts.catalog.billing_unit,
-                progress=lambda n: status.update(f"re-derived {n} tenant-hours"),
-            )
-    finally:
-        parts.close()
-    console.print(f"re-derived {done} tenant-hours from the ledger")
-
-
-@app.command()
-def send(
-    target: Annotated[str, typer.Option(help="ingestor address")] = "127.0.0.1:50051",
-    total: Annotated[int, typer.Option(help="pulses to send", min=1)] = 10_000,
-    rate: Annotated[
-        float, typer.Option(help="pulses per second (0 = as fast as possible)", min=0)
-    ] = 0,
-    tenants: Annotated[int, typer.Option(min=1)] = 10,
-    skus: Annotated[int, typer.Option(min=1, max=6)] = 3,
-    duplicate_ratio: Annotated[float, typer.Option(min=0, max=1)] = 0.0,
-    batch_size: Annotated[int, typer.Option(min=1)] = 500,
-    seed: int = 1,
-) -> None:
-    """Load generator: send synthetic pulses to an ingestor and report results.
-
-    Example: pulse send --total 100000 --rate 5000 --tenants 50 --duplicate-ratio 0.05
-    """
-    from pulse.demo.loadgen import LoadSpec, run_load
-
-    spec = LoadSpec(total, rate, tenants, skus, duplicate_ratio, batch_size, seed)
-    report = run_load(target, spec, console)
-    console.print(report.summary())
-    if report.errors:
-        raise typer.Exit(EXIT_UNAVAILABLE)
-
-
-@dlq_app.command("list")
-def dlq_list(embedded: bool = False, limit: int = 50) -> None:
-    """List dead-lettered records with their reason. Example: pulse dlq list --embedded"""
-    from pulse.bootstrap import build
-
-    parts = build(_settings(embedded))
-    try:
-        letters = parts.log.dead_letters(limit)
-    finally:
-        parts.close()
-    for letter in letters:
-        console.print(f"{letter.record.position}  {letter.reason}: {letter.detail}")
-    console.print(f"{len(letters)} dead-lettered record(s) shown")
-
 
 def main() -> None:
+    """Entry point of the `pulse` script: errors of a known category become an exit code."""
     try:
         app()
-    except ValidationError as exc:  # settings from PULSE_* variables
-        err.print(f"[red]invalid settings:[/] {exc}")
-        sys.exit(EXIT_INVALID)
-    except Invalid as exc:
-        err.print(f"[red]invalid:[/] {exc}")
-        sys.exit(EXIT_INVALID)
-    except NotFound as exc:
-        err.print(f"[red]not found:[/] {exc}")
-        sys.exit(EXIT_NOT_FOUND)
-    except Unavailable as exc:
-        err.print(f"[red]unavailable:[/] {exc}")
-        sys.exit(EXIT_UNAVAILABLE)
-    except LedgerError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        sys.exit(1)
-    except (OperationalError, InterfaceError) as exc:  # the event store (eventsourcing)
-        err.print(f"[red]unavailable:[/] {exc}")
-        sys.exit(EXIT_UNAVAILABLE)
-    except PersistenceError as exc:
-        err.print(f"[red]event store error:[/] {exc}")
-        sys.exit(1)
+    except Exception as error:
+        code = exit_code(error)
+        if code is None:
+            raise
+        sys.exit(code)

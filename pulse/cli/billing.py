@@ -5,20 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from catalog.files import FileProblems, read_catalog, read_contracts
 from catalog.invoice import InvoiceDraft
-from catalog.terms import MINOR_UNITS, ContractVersion
-from kernel.decimals import plain
-from pulse.settings import Backend, Settings
+from kernel.errors import Invalid, NotFound
+from pulse.cli.common import Embedded, console, err, settings
+from pulse.cli.render import contract_text, invoice_table, plan_text, unpriced_lines
 
 if TYPE_CHECKING:  # imported when used: every `pulse` command would pay for eventsourcing
     from projections.invoices import Invoicing
@@ -27,23 +25,12 @@ catalog_app = typer.Typer(help="The product catalog. Example: pulse catalog appl
 contracts_app = typer.Typer(help="Tenant contracts. Example: pulse contracts show acme")
 invoice_app = typer.Typer(help="Invoices. Example: pulse invoice show acme --period 2026-11")
 
-console = Console()
-err = Console(stderr=True)
-
-Embedded = Annotated[bool, typer.Option(help="use the embedded SQLite backends")]
-
-
-def _settings(embedded: bool) -> Settings:
-    settings = Settings()
-    return settings.model_copy(update={"backend": Backend.EMBEDDED}) if embedded else settings
-
 
 def _read(path: Path) -> str:
     try:
         return path.read_text()
     except OSError as exc:
-        err.print(f"[red]error:[/] cannot read {path}: {exc.strerror}")
-        raise typer.Exit(2) from None
+        raise Invalid(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _apply(kind: str, path: Path, embedded: bool) -> None:
@@ -57,7 +44,7 @@ def _apply(kind: str, path: Path, embedded: bool) -> None:
         for problem in exc.problems:
             err.print(f"  {path}:{problem}")
         raise typer.Exit(2) from None
-    app = billing_app(_settings(embedded))
+    app = billing_app(settings(embedded))
     notes = app.apply_catalog(parsed) if kind == "catalog" else app.apply_contracts(parsed)  # type: ignore[arg-type]
     for note in notes:
         console.print(f"recorded: {note}")
@@ -88,7 +75,7 @@ def catalog_show(
     table = Table(title=f"catalog in force on {day}")
     for column in ("sku", "name", "category", "billing unit", "currency", "plan", "since"):
         table.add_column(column)
-    for sku, p in sorted(billing_app(_settings(embedded)).products().items()):
+    for sku, p in sorted(billing_app(settings(embedded)).products().items()):
         versions = [v for v in p.plans if v.effective_from <= day]
         plan = versions[-1] if versions else None
         table.add_row(
@@ -97,7 +84,7 @@ def catalog_show(
             p.category,
             p.billing_unit,
             p.currency,
-            _plan_text(plan.plan) if plan else "none in force",
+            plan_text(plan.plan) if plan else "none in force",
             str(plan.effective_from) if plan else "",
         )
     console.print(table)
@@ -125,15 +112,14 @@ def contracts_show(
     from pulse.bootstrap import billing_app
 
     day = _day(at)
-    found = billing_app(_settings(embedded)).contract(tenant)
+    found = billing_app(settings(embedded)).contract(tenant)
     if found is None:
-        err.print(f"[red]not found:[/] no contract for tenant {tenant!r}")
-        raise typer.Exit(3)
+        raise NotFound(f"no contract for tenant {tenant!r}")
     versions = [v for v in found[0].versions if v.effective_from <= day]
     if not versions:
         console.print(f"{tenant}: no amendment in force on {day}")
         return
-    console.print(_contract_text(tenant, versions[-1]))
+    console.print(contract_text(tenant, versions[-1]))
 
 
 def _day(text: str | None) -> date:
@@ -142,43 +128,7 @@ def _day(text: str | None) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        err.print(f"[red]error:[/] --at: {text!r} is not a date (YYYY-MM-DD)")
-        raise typer.Exit(2) from None
-
-
-def _plan_text(plan: object) -> str:
-    from catalog.terms import PlanKind, PricePlan
-
-    assert isinstance(plan, PricePlan)
-    if plan.kind is PlanKind.PER_UNIT:
-        text = f"per unit {plain(plan.unit_price)}"
-    elif plan.kind is PlanKind.PACKAGE:
-        text = f"package {plain(plan.package_price)} per {plain(plan.package_size)}"
-    else:
-        tiers = ", ".join(
-            f"≤{plain(t.up_to)}: {plain(t.unit_price)}"
-            if t.up_to is not None
-            else f"rest: {plain(t.unit_price)}"
-            for t in plan.tiers
-        )
-        text = f"{plan.kind.value} [{tiers}]"
-    if plan.minimum_charge:
-        text += f", minimum {plain(plan.minimum_charge)}"
-    return text
-
-
-def _contract_text(tenant: str, v: ContractVersion) -> str:
-    lines = [f"contract of {tenant}, amendment in force since {v.effective_from}:"]
-    for d in v.discounts:
-        scope = f"SKU {d.sku}" if d.sku else f"category {d.category}" if d.category else "all"
-        lines.append(f"  discount {plain(d.percent)}% on {scope}")
-    for sku, plan in v.overrides:
-        lines.append(f"  price override {sku}: {_plan_text(plan)}")
-    for sku, amount in v.allowances:
-        lines.append(f"  free allowance {sku}: {plain(amount)} per month")
-    if v.commitment:
-        lines.append(f"  committed monthly spend: {plain(v.commitment)}")
-    return "\n".join(lines)
+        raise Invalid(f"--at: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 @contextmanager
@@ -187,64 +137,20 @@ def _invoicing(embedded: bool) -> Iterator[Invoicing]:
     from projections.invoices import Invoicing
     from pulse.bootstrap import build
 
-    parts = build(_settings(embedded))
+    parts = build(settings(embedded))
     try:
         yield Invoicing(parts.billing, parts.ledger, parts.usage)
     finally:
         parts.close()
 
 
-Period = Annotated[str, typer.Option("--period", help="billing month YYYY-MM (UTC)")]
-
-
-def money(amount: Decimal, currency: str) -> str:
-    """An amount shown with the currency's minor digits (amounts are already rounded)."""
-    return format(amount, f".{MINOR_UNITS.get(currency, 2)}f")
-
-
-def invoice_table(draft: InvoiceDraft) -> Table:
-    """One row per line; tier breakdowns are in `--json` and `pulse invoice explain`."""
-    table = Table(title=f"invoice of {draft.tenant_id} for {draft.period} ({draft.currency})")
-    for column, justify in (
-        ("sku", "left"),
-        ("days", "left"),
-        ("quantity", "right"),
-        ("unit", "left"),
-        ("free", "right"),
-        ("plan", "left"),
-        ("disc.", "right"),
-        ("amount", "right"),
-    ):
-        table.add_column(column, justify=justify, no_wrap=column in ("sku", "amount"))  # type: ignore[arg-type]
-    for line in draft.lines:
-        amount = money(line.amount, draft.currency)
-        if line.kind != "usage":
-            table.add_row(line.sku, f"{line.kind} true-up", "", "", "", "", "", amount)
-            continue
-        last_day = line.segment_end - timedelta(microseconds=1)
-        table.add_row(
-            line.sku,
-            f"{line.segment_start:%m-%d}..{last_day:%m-%d}",
-            plain(line.quantity),
-            line.unit,
-            plain(line.allowance_used) if line.allowance_used else "",
-            f"{line.plan_kind.value if line.plan_kind else '-'}"
-            + ("*" if line.plan_source == "contract" else ""),
-            f"{plain(line.discount_percent)}%" if line.discount_percent else "",
-            amount,
-        )
-    table.add_section()
-    table.add_row("total", "", "", "", "", "", "", money(draft.total, draft.currency))
-    table.caption = "* price from the tenant's contract"
-    return table
-
-
 def _print_draft(draft: InvoiceDraft) -> None:
     console.print(invoice_table(draft))
-    for u in draft.unpriced:
-        console.print(
-            f"  unpriced: {u.sku} {plain(u.quantity)} {u.unit} — {u.reason}", style="yellow"
-        )
+    for line in unpriced_lines(draft):
+        console.print(line, style="yellow")
+
+
+Period = Annotated[str, typer.Option("--period", help="billing month YYYY-MM (UTC)")]
 
 
 @invoice_app.command("show")

@@ -1,14 +1,17 @@
-"""Terminal and JSON renderings of usage (CLI only)."""
+"""Terminal and JSON renderings of usage, terms and invoices (CLI only)."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 
 from rich.table import Table
 
+from catalog.invoice import InvoiceDraft
+from catalog.terms import MINOR_UNITS, ContractVersion
 from kernel.decimals import EXACT, plain
 from projections.hourly import HourlyUsage
 
@@ -63,3 +66,87 @@ def usage_table(title: str, rows: list[dict[str, str]]) -> Table:
 
 def usage_json(tenant: str, rows: list[dict[str, str]]) -> str:
     return json.dumps({"tenant_id": tenant, "usage": rows}, indent=2)
+
+
+def plan_text(plan: object) -> str:
+    from catalog.terms import PlanKind, PricePlan
+
+    assert isinstance(plan, PricePlan)
+    if plan.kind is PlanKind.PER_UNIT:
+        text = f"per unit {plain(plan.unit_price)}"
+    elif plan.kind is PlanKind.PACKAGE:
+        text = f"package {plain(plan.package_price)} per {plain(plan.package_size)}"
+    else:
+        tiers = ", ".join(
+            f"≤{plain(t.up_to)}: {plain(t.unit_price)}"
+            if t.up_to is not None
+            else f"rest: {plain(t.unit_price)}"
+            for t in plan.tiers
+        )
+        text = f"{plan.kind.value} [{tiers}]"
+    if plan.minimum_charge:
+        text += f", minimum {plain(plan.minimum_charge)}"
+    return text
+
+
+def contract_text(tenant: str, v: ContractVersion) -> str:
+    lines = [f"contract of {tenant}, amendment in force since {v.effective_from}:"]
+    for d in v.discounts:
+        scope = f"SKU {d.sku}" if d.sku else f"category {d.category}" if d.category else "all"
+        lines.append(f"  discount {plain(d.percent)}% on {scope}")
+    for sku, plan in v.overrides:
+        lines.append(f"  price override {sku}: {plan_text(plan)}")
+    for sku, amount in v.allowances:
+        lines.append(f"  free allowance {sku}: {plain(amount)} per month")
+    if v.commitment:
+        lines.append(f"  committed monthly spend: {plain(v.commitment)}")
+    return "\n".join(lines)
+
+
+def money(amount: Decimal, currency: str) -> str:
+    """An amount shown with the currency's minor digits (amounts are already rounded)."""
+    return format(amount, f".{MINOR_UNITS.get(currency, 2)}f")
+
+
+def invoice_table(draft: InvoiceDraft) -> Table:
+    """One row per line; tier breakdowns are in `--json` and `pulse invoice explain`."""
+    table = Table(title=f"invoice of {draft.tenant_id} for {draft.period} ({draft.currency})")
+    for column, justify in (
+        ("sku", "left"),
+        ("days", "left"),
+        ("quantity", "right"),
+        ("unit", "left"),
+        ("free", "right"),
+        ("plan", "left"),
+        ("disc.", "right"),
+        ("amount", "right"),
+    ):
+        table.add_column(column, justify=justify, no_wrap=column in ("sku", "amount"))  # type: ignore[arg-type]
+    for line in draft.lines:
+        amount = money(line.amount, draft.currency)
+        if line.kind != "usage":
+            table.add_row(line.sku, f"{line.kind} true-up", "", "", "", "", "", amount)
+            continue
+        last_day = line.segment_end - timedelta(microseconds=1)
+        table.add_row(
+            line.sku,
+            f"{line.segment_start:%m-%d}..{last_day:%m-%d}",
+            plain(line.quantity),
+            line.unit,
+            plain(line.allowance_used) if line.allowance_used else "",
+            f"{line.plan_kind.value if line.plan_kind else '-'}"
+            + ("*" if line.plan_source == "contract" else ""),
+            f"{plain(line.discount_percent)}%" if line.discount_percent else "",
+            amount,
+        )
+    table.add_section()
+    table.add_row("total", "", "", "", "", "", "", money(draft.total, draft.currency))
+    table.caption = "* price from the tenant's contract"
+    return table
+
+
+def unpriced_lines(draft: InvoiceDraft) -> list[str]:
+    """One line per unpriced usage row: listed, never hidden."""
+    return [
+        f"  unpriced: {u.sku} {plain(u.quantity)} {u.unit} — {u.reason}" for u in draft.unpriced
+    ]

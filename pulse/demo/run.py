@@ -93,7 +93,7 @@ def _print_invoices(console: Console, settings: Settings, parts: Parts, period: 
     from catalog.files import read_catalog, read_contracts
     from projections.invoices import Invoicing
     from pulse.bootstrap import SAMPLE_CATALOG
-    from pulse.cli.billing import invoice_table
+    from pulse.cli.render import invoice_table
 
     app = parts.billing
     app.apply_catalog(read_catalog(SAMPLE_CATALOG.read_text()))
