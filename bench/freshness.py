@@ -28,10 +28,10 @@ from bench.common import (
     stop,
     wait_for,
 )
-from ledger.scylla import connect
 from projections.scylla import ScyllaUsageStore
 from proto.pulse.v1 import pulse_pb2
 from pulse.demo.client import IngestClient, make_pulse
+from storage.cql import connect
 
 
 def main() -> None:
@@ -47,8 +47,8 @@ def main() -> None:
     procs = {
         r: start_role(settings, r, logs / f"{r}.log") for r in ("ingestor", "writer", "projector")
     }
-    session = connect(settings.cql)
-    usage = ScyllaUsageStore(session, settings.cql.keyspace)
+    connection = connect(settings.cql.config())
+    usage = ScyllaUsageStore(connection.session, settings.cql.keyspace)
     target = settings.ingest.address
     sent_at: dict[str, float] = {}
     seen_at: dict[str, float] = {}
@@ -106,7 +106,7 @@ def main() -> None:
         done.set()
         for p in procs.values():
             stop(p)
-        session.cluster.shutdown()
+        connection.close()
     fresh = [(seen_at[t] - sent_at[t]) * 1000 for t in sent_at if t in seen_at]
     print(header("freshness benchmark"))
     print(

@@ -100,7 +100,7 @@ def main() -> None:
     settings = fresh_settings(srv)
     run = uuid.uuid4().hex[:6]
     pulses = make_pulses(args.pulses, run)
-    log = KafkaPulseLog(settings.kafka)
+    log = KafkaPulseLog(settings.kafka.config())
     records = [OutgoingRecord(p.tenant_id.encode(), codec.encode(p)) for p in pulses]
     for i in range(0, len(records), 10_000):
         log.publish(records[i : i + 10_000], datetime.now(UTC))

@@ -3,12 +3,14 @@ and keeps finalized invoices; history is never rewritten."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment
 
 from catalog.aggregates import (
     CATALOG_INDEX_ID,
@@ -27,6 +29,19 @@ from catalog.terms_codec import contract_version_doc, plan_version_doc
 
 class BillingApp(Application[UUID]):
     name = "billing"
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        factory: InfrastructureFactory[Any] | None = None,
+    ) -> None:
+        """`factory`: persistence built by the caller (e.g. on a session shared with the rest of
+        the process); without one, PERSISTENCE_MODULE in `env` chooses, as the library does."""
+        self._given_factory = factory
+        super().__init__(env=env)
+
+    def construct_factory(self, env: Environment) -> InfrastructureFactory[Any]:
+        return self._given_factory or super().construct_factory(env)
 
     # ----- catalog -----------------------------------------------------------------------
 

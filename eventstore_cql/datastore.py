@@ -24,7 +24,7 @@ from cassandra import (
     UnresolvableContactPoints,
 )
 from cassandra import protocol as cql_protocol
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, NoHostAvailable, Session
+from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.connection import ConnectionException
 from eventsourcing.persistence import (
     DatabaseError,
@@ -40,7 +40,10 @@ LOGS_TABLE = "eventsourcing_logs"
 BUCKET_SIZE = 1000  # notification ids per partition of <events>_notifications
 BATCH_BYTES = 40 * 1024  # per batch: below Cassandra's 50 KiB batch failure threshold
 ROW_OVERHEAD = 96  # bytes per row besides topic and state (ids, versions, framing)
-SERIAL = "serial"  # name of the execution profile of linearizable (Paxos) reads
+# Names of the execution profiles this module adds to the cluster it is given (shared with
+# other users of the session, whose default profile may run at another consistency).
+PROFILE = "eventstore"  # QUORUM reads and writes
+SERIAL = "eventstore_serial"  # linearizable (Paxos) reads
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")  # unquoted CQL names, Cassandra's 48-char limit
 HOST = socket.gethostname()
 
@@ -143,6 +146,7 @@ class ScyllaDatastore:
         keyspace: str,
         *,
         cluster: Cluster | None = None,
+        owns_cluster: bool = True,
         replication_factor: int = 1,
         originator_id_type: Literal["uuid", "text"] = "uuid",
         lock_lease: float = 20.0,
@@ -150,6 +154,7 @@ class ScyllaDatastore:
     ) -> None:
         self.session = session
         self.cluster = cluster
+        self.owns_cluster = owns_cluster  # False: the session is shared, its owner closes it
         self.keyspace = checked_name(keyspace)
         self.replication_factor = replication_factor
         self.originator_id_type = originator_id_type
@@ -196,14 +201,17 @@ class ScyllaDatastore:
     def execute(self, statement: Any, params: Sequence[Any] = (), *, serial: bool = False) -> Any:
         if isinstance(statement, str) and params:
             statement = self.prepare(statement)
-        profile = SERIAL if serial else EXEC_PROFILE_DEFAULT
+        profile = SERIAL if serial else PROFILE
         with translated(f"executing {getattr(statement, 'query_string', statement)!r}"):
             return self.session.execute(statement, params or None, execution_profile=profile)
 
     def execute_all(self, requests: Sequence[Request]) -> list[Any]:
         """Runs statements concurrently; waits for all of them, then raises the first error."""
         with translated(f"executing {len(requests)} statements"):
-            futures = [self.session.execute_async(stmt, params) for stmt, params in requests]
+            futures = [
+                self.session.execute_async(stmt, params, execution_profile=PROFILE)
+                for stmt, params in requests
+            ]
             results: list[Any] = []
             error: Exception | None = None
             for future in futures:
@@ -247,5 +255,5 @@ class ScyllaDatastore:
             lock.release()
 
     def close(self) -> None:
-        if self.cluster is not None:
+        if self.cluster is not None and self.owns_cluster:
             self.cluster.shutdown()

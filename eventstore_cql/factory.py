@@ -24,11 +24,7 @@ from itertools import groupby
 from threading import Event, Lock, Thread
 from typing import Any, Literal, TypeVar, cast
 
-from cassandra import ConsistencyLevel
-from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-from cassandra.io.asyncioreactor import AsyncioConnection
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.cluster import Cluster
 from cassandra.query import BatchStatement, BatchType, tuple_factory
 from eventsourcing.persistence import (
     AggregateRecorder,
@@ -37,6 +33,7 @@ from eventsourcing.persistence import (
     IntegrityError,
     ListenNotifySubscription,
     Notification,
+    OperationalError,
     ProcessRecorder,
     StoredEvent,
     Subscription,
@@ -47,6 +44,7 @@ from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
 from eventstore_cql.datastore import (
     BUCKET_SIZE,
+    PROFILE,
     SERIAL,
     LogLock,
     PendingTracking,
@@ -56,9 +54,11 @@ from eventstore_cql.datastore import (
     checked_name,
     chunked,
     event_size,
-    translated,
 )
 from eventstore_cql.recorders import ScyllaAggregateRecorder, ScyllaRecorder
+from kernel.errors import Unavailable
+from storage.cql import CqlConfig, CqlConnection
+from storage.cql import connect as cql_connect
 
 R = TypeVar("R", bound=ScyllaRecorder)
 
@@ -313,6 +313,19 @@ class ScyllaProcessRecorder(ScyllaTrackingRecorder, ScyllaApplicationRecorder, P
         return cas, plain
 
 
+def add_profiles(connection: CqlConnection) -> None:
+    """Adds this module's profiles to a connection: QUORUM reads and writes, SERIAL for LWT and
+    linearizable reads, rows as tuples. Idempotent."""
+    profiles = {
+        PROFILE: connection.profile("QUORUM", row_factory=tuple_factory),
+        SERIAL: connection.profile("SERIAL", row_factory=tuple_factory),
+    }
+    known = connection.cluster.profile_manager.profiles
+    for name, profile in profiles.items():
+        if name not in known:
+            connection.cluster.add_execution_profile(name, profile)
+
+
 def connect(
     contact_points: Sequence[str],
     port: int,
@@ -321,36 +334,23 @@ def connect(
     password: str | None = None,
     request_timeout: float = 10.0,
 ) -> tuple[Cluster, Any]:
-    """A cluster and session: QUORUM writes and reads, SERIAL for LWT and linearizable reads."""
-
-    def profile(consistency: int) -> ExecutionProfile:
-        return ExecutionProfile(
-            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-            consistency_level=consistency,
-            serial_consistency_level=ConsistencyLevel.SERIAL,
-            request_timeout=request_timeout,
-            row_factory=tuple_factory,
-        )
-
-    auth = PlainTextAuthProvider(username, password) if username and password else None
-    cluster = Cluster(
-        list(contact_points),
-        port=port,
-        auth_provider=auth,
-        protocol_version=4,  # spoken by ScyllaDB and Cassandra alike: no downgrade round trip
-        # libev (the driver's default) delays interpreter exit by 5 s here.
-        connection_class=AsyncioConnection,
-        execution_profiles={
-            EXEC_PROFILE_DEFAULT: profile(ConsistencyLevel.QUORUM),
-            SERIAL: profile(ConsistencyLevel.SERIAL),
-        },
+    """A cluster and session of this module's own, when no connection is shared with it."""
+    config = CqlConfig(
+        tuple(contact_points),
+        port,
+        username=username,
+        password=password,
+        consistency="QUORUM",
+        serial_consistency="SERIAL",
+        request_timeout=request_timeout,
+        reactor="asyncio",
     )
     try:
-        with translated(f"connecting to CQL at {','.join(contact_points)}:{port}"):
-            return cluster, cluster.connect()
-    except BaseException:
-        cluster.shutdown()
-        raise
+        connection = cql_connect(config)
+    except Unavailable as error:
+        raise OperationalError(str(error)) from error
+    add_profiles(connection)
+    return connection.cluster, connection.session
 
 
 class ScyllaFactory(InfrastructureFactory[ScyllaTrackingRecorder]):
@@ -371,7 +371,11 @@ class ScyllaFactory(InfrastructureFactory[ScyllaTrackingRecorder]):
     tracking_recorder_class = ScyllaTrackingRecorder
     process_recorder_class = ScyllaProcessRecorder
 
-    def __init__(self, env: Environment | EnvType | None) -> None:
+    def __init__(
+        self, env: Environment | EnvType | None, connection: CqlConnection | None = None
+    ) -> None:
+        """`connection`: a session shared with the rest of the process (its owner closes it);
+        without one, the factory connects as the environment says and closes what it opened."""
         super().__init__(env)
         keyspace = self.env.get(self.CQL_KEYSPACE)
         if not keyspace:
@@ -382,18 +386,23 @@ class ScyllaFactory(InfrastructureFactory[ScyllaTrackingRecorder]):
             raise OSError(
                 f"Invalid {self.ORIGINATOR_ID_TYPE} {id_type!r}, must be 'uuid' or 'text'"
             )
-        points = self.env.get(self.CQL_CONTACT_POINTS) or "127.0.0.1"
-        cluster, session = connect(
-            [p.strip() for p in points.split(",") if p.strip()],
-            self._number(self.CQL_PORT, 9042, int),
-            username=self.env.get(self.CQL_USERNAME),
-            password=self.env.get(self.CQL_PASSWORD),
-            request_timeout=self._number(self.CQL_REQUEST_TIMEOUT, 10.0, float),
-        )
+        if connection is not None:
+            add_profiles(connection)
+            cluster, session = connection.cluster, connection.session
+        else:
+            points = self.env.get(self.CQL_CONTACT_POINTS) or "127.0.0.1"
+            cluster, session = connect(
+                [p.strip() for p in points.split(",") if p.strip()],
+                self._number(self.CQL_PORT, 9042, int),
+                username=self.env.get(self.CQL_USERNAME),
+                password=self.env.get(self.CQL_PASSWORD),
+                request_timeout=self._number(self.CQL_REQUEST_TIMEOUT, 10.0, float),
+            )
         self.datastore = ScyllaDatastore(
             session,
             keyspace,
             cluster=cluster,
+            owns_cluster=connection is None,
             replication_factor=self._number(self.CQL_REPLICATION_FACTOR, 1, int),
             originator_id_type=cast(Literal["uuid", "text"], id_type),
             lock_lease=self._number(self.CQL_LOCK_LEASE, 20.0, float),

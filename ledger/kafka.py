@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,6 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from kernel.errors import Invalid, Unavailable
 from ledger.model import LogRecord, Position, from_micros, to_micros
 from ledger.ports import DeadLetter, LogConsumer, OutgoingRecord
-from pulse.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +27,22 @@ _REBALANCE_CODES = {
 }
 
 
-def _base_config(settings: KafkaSettings) -> dict[str, Any]:
-    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers}
-    if settings.sasl_username and settings.sasl_password:
-        config |= {
-            "security.protocol": "SASL_SSL",
-            "sasl.mechanisms": "PLAIN",
-            "sasl.username": settings.sasl_username,
-            "sasl.password": settings.sasl_password.get_secret_value(),
-        }
-    return config
+@dataclass(frozen=True)
+class KafkaConfig:
+    """The topics and how to reach the brokers (built by pulse/settings.py).
+
+    `client` holds further librdkafka properties every client gets, e.g. security.protocol and
+    the SASL or TLS ones; secrets arrive here in plain text and must never be logged.
+    """
+
+    bootstrap_servers: str
+    topic: str = "resource-consumption"
+    dlq_topic: str = "resource-consumption.dlq"
+    client: Mapping[str, str] = field(default_factory=dict)
+
+
+def _base_config(settings: KafkaConfig) -> dict[str, Any]:
+    return {"bootstrap.servers": settings.bootstrap_servers, **settings.client}
 
 
 class _Pending:
@@ -62,7 +68,7 @@ class _Pending:
 class KafkaPulseLog:
     """Idempotent producer (acks=all) with a background poller for delivery reports."""
 
-    def __init__(self, settings: KafkaSettings, *, delivery_timeout: float = 10.0) -> None:
+    def __init__(self, settings: KafkaConfig, *, delivery_timeout: float = 10.0) -> None:
         self._settings = settings
         self._delivery_timeout = delivery_timeout
         self._producer = Producer(
@@ -239,7 +245,7 @@ def _letter(message: Message) -> DeadLetter:
 class KafkaLogConsumer:
     """A group member (subscribe); seek() moves within the partitions assigned to it."""
 
-    def __init__(self, settings: KafkaSettings, group: str) -> None:
+    def __init__(self, settings: KafkaConfig, group: str) -> None:
         self._topic = settings.topic
         self._consumer = Consumer(
             _base_config(settings)

@@ -1,62 +1,22 @@
-"""ScyllaLedgerStore: the ledger on ScyllaDB/Cassandra (CQL), plus the shared session setup."""
+"""ScyllaLedgerStore: the ledger on ScyllaDB/Cassandra (CQL), on the session of storage.cql."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from cassandra import DriverException, RequestExecutionException
-from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import Cluster, NoHostAvailable, Session
-from cassandra.concurrent import execute_concurrent_with_args
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.cluster import Session
+from cassandra.query import BatchStatement, BatchType
 
-from kernel.errors import Unavailable
 from ledger.model import LedgerEvent, Position, Pulse, from_micros, hour_of, to_micros
 from ledger.ports import ConflictRecord
-from pulse.settings import CqlSettings
+from storage.cql import run_concurrent, translated
 
 # Rows per single-partition batch: keeps batches well under Cassandra's 50 KiB failure limit.
 BATCH_ROWS = 32
-CONCURRENCY = 64
-
-
-def connect(settings: CqlSettings) -> Session:
-    """A session on the cluster (no keyspace: adapters qualify every table)."""
-    auth = None
-    if settings.username and settings.password:
-        auth = PlainTextAuthProvider(settings.username, settings.password.get_secret_value())
-    cluster = Cluster(settings.hosts(), port=settings.port, auth_provider=auth, protocol_version=4)
-    try:
-        return cluster.connect()
-    except (NoHostAvailable, DriverException) as exc:
-        cluster.shutdown()
-        raise Unavailable(f"CQL at {settings.contact_points}:{settings.port}: {exc}") from exc
-
-
-@contextmanager
-def translated(what: str) -> Iterator[None]:
-    """Driver errors become Unavailable once, here; nothing else leaves the adapter."""
-    try:
-        yield
-    except (NoHostAvailable, RequestExecutionException, DriverException, OSError) as exc:
-        raise Unavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
-
-
-def run_concurrent(
-    session: Session, statement: PreparedStatement, args: Sequence[Sequence[object]]
-) -> list[Any]:
-    """Executes one statement per argument tuple; fails if any of them failed."""
-    if not args:
-        return []
-    results = execute_concurrent_with_args(
-        session, statement, args, concurrency=CONCURRENCY, raise_on_first_error=True
-    )
-    return [rows for _ok, rows in results]
 
 
 class ScyllaLedgerStore:
@@ -218,7 +178,7 @@ class ScyllaLedgerStore:
             return [ConflictRecord(_event(r), r.existing_hash) for r in rows]
 
     def close(self) -> None:
-        self._session.cluster.shutdown()
+        pass  # the session belongs to the process's CqlConnection (storage.cql), closed once
 
     def _event_values(self, e: LedgerEvent) -> tuple[object, ...]:
         p = e.pulse

@@ -12,8 +12,8 @@ from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
 from ledger.model import Position, from_micros, to_micros
-from ledger.scylla import translated
 from projections.hourly import HourlyUsage
+from storage.cql import translated
 
 
 def month_of(hour: datetime) -> str:
@@ -94,7 +94,7 @@ class ScyllaUsageStore:
         return out
 
     def close(self) -> None:
-        pass  # the session belongs to the ledger store, which shuts the cluster down
+        pass  # the session belongs to the process's CqlConnection (storage.cql), closed once
 
 
 def _usage(row: Any) -> HourlyUsage:

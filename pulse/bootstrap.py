@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from eventsourcing.utils import Environment
 
 from catalog.billing import BillingApp
 from catalog.files import read_catalog
@@ -11,6 +15,9 @@ from catalog.products import Product, ProductCatalog
 from ledger.ports import LedgerStore, PulseLog
 from projections.ports import UsageStore
 from pulse.settings import Backend, Settings
+
+if TYPE_CHECKING:
+    from storage.cql import CqlConnection
 
 SAMPLE_CATALOG = Path(__file__).parent / "sample" / "catalog.yaml"
 
@@ -25,10 +32,15 @@ class Parts:
     catalog: ProductCatalog
     billing: BillingApp
 
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
     def close(self) -> None:
         self.usage.close()
         self.ledger.close()
         self.log.close()
+        self.billing.close()
+        for close in reversed(self.closers):  # shared connections last
+            close()
 
 
 def load_catalog(settings: Settings, billing: BillingApp) -> ProductCatalog:
@@ -47,8 +59,11 @@ def load_catalog(settings: Settings, billing: BillingApp) -> ProductCatalog:
     )
 
 
-def billing_app(settings: Settings) -> BillingApp:
-    """The eventsourcing application on the backend's persistence module."""
+def billing_app(settings: Settings, connection: CqlConnection | None = None) -> BillingApp:
+    """The eventsourcing application on the backend's persistence module.
+
+    On servers it shares `connection` when given (one session per process), else the event
+    store opens its own (commands that need only the billing application)."""
     match settings.backend:
         case Backend.EMBEDDED:
             settings.embedded.path.mkdir(parents=True, exist_ok=True)
@@ -56,7 +71,10 @@ def billing_app(settings: Settings) -> BillingApp:
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(settings.embedded.path / "billing.sqlite"),
             }
+            return BillingApp(env=env)
         case Backend.SERVERS:
+            from eventstore_cql import ScyllaFactory
+
             env = {
                 "PERSISTENCE_MODULE": "eventstore_cql",
                 "CQL_CONTACT_POINTS": settings.cql.contact_points,
@@ -64,39 +82,54 @@ def billing_app(settings: Settings) -> BillingApp:
                 "CQL_KEYSPACE": settings.cql.keyspace,
                 "CQL_REPLICATION_FACTOR": str(settings.cql.replication_factor),
             }
-    return BillingApp(env=env)
+            if settings.cql.username and settings.cql.password:
+                env["CQL_USERNAME"] = settings.cql.username
+                env["CQL_PASSWORD"] = settings.cql.password.get_secret_value()
+            factory = None
+            if connection is not None:
+                factory = ScyllaFactory(Environment(BillingApp.name, env), connection)
+            return BillingApp(env=env, factory=factory)
 
 
 def build(settings: Settings) -> Parts:
     """Adapters for `settings.backend`; the only place that knows concrete classes."""
-    billing = billing_app(settings)
-    catalog = load_catalog(settings, billing)
     match settings.backend:
         case Backend.EMBEDDED:
             from ledger.sqlite import SQLitePulseLog
             from ledger.sqlite_store import SQLiteLedgerStore
             from projections.sqlite import SQLiteUsageStore
 
+            billing = billing_app(settings)
             root = settings.embedded.path
             return Parts(
                 log=SQLitePulseLog(root / "log.sqlite", settings.embedded.partitions),
                 ledger=SQLiteLedgerStore(root / "ledger.sqlite"),
                 usage=SQLiteUsageStore(root / "usage.sqlite"),
-                catalog=catalog,
+                catalog=load_catalog(settings, billing),
                 billing=billing,
             )
         case Backend.SERVERS:
             from ledger.kafka import KafkaPulseLog
-            from ledger.scylla import ScyllaLedgerStore, connect
+            from ledger.scylla import ScyllaLedgerStore
             from projections.scylla import ScyllaUsageStore
+            from storage.cql import connect
 
-            session = connect(settings.cql)
-            return Parts(
-                log=KafkaPulseLog(
-                    settings.kafka, delivery_timeout=settings.ingest.delivery_timeout_seconds
-                ),
-                ledger=ScyllaLedgerStore(session, settings.cql.keyspace),
-                usage=ScyllaUsageStore(session, settings.cql.keyspace),
-                catalog=catalog,
-                billing=billing,
-            )
+            # One session for ledger, usage and the event store of this process.
+            connection = connect(settings.cql.config())
+            try:
+                billing = billing_app(settings, connection)
+                session, keyspace = connection.session, settings.cql.keyspace
+                return Parts(
+                    log=KafkaPulseLog(
+                        settings.kafka.config(),
+                        delivery_timeout=settings.ingest.delivery_timeout_seconds,
+                    ),
+                    ledger=ScyllaLedgerStore(session, keyspace),
+                    usage=ScyllaUsageStore(session, keyspace),
+                    catalog=load_catalog(settings, billing),
+                    billing=billing,
+                    closers=[connection.close],
+                )
+            except BaseException:
+                connection.close()
+                raise

@@ -110,12 +110,12 @@ def run_migrations(settings: Settings) -> Iterator[str]:
             where = settings.embedded.path
             yield f"embedded backend: schemas are created on first use under {where}"
         case Backend.SERVERS:
-            from ledger.scylla import connect, translated
+            from storage.cql import connect, translated
 
-            session = connect(settings.cql)
+            connection = connect(settings.cql.config())
             try:
                 with translated("applying the CQL schema"):
-                    yield from migrate_cql(session, settings.cql)
+                    yield from migrate_cql(connection.session, settings.cql)
             finally:
-                session.cluster.shutdown()
+                connection.close()
             yield from migrate_topics(settings.kafka)

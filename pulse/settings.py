@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.kafka import KafkaConfig
+from storage.cql import CqlConfig
 
 
 class Backend(StrEnum):
@@ -31,6 +35,18 @@ class KafkaSettings(_Section):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
 
+    def config(self) -> KafkaConfig:
+        """What the Kafka adapter needs (ledger.kafka takes no settings of ours)."""
+        client: dict[str, str] = {}
+        if self.sasl_username and self.sasl_password:
+            client |= {
+                "security.protocol": "SASL_SSL",
+                "sasl.mechanisms": "PLAIN",
+                "sasl.username": self.sasl_username,
+                "sasl.password": self.sasl_password.get_secret_value(),
+            }
+        return KafkaConfig(self.bootstrap_servers, self.topic, self.dlq_topic, client)
+
 
 class CqlSettings(_Section):
     contact_points: str = "127.0.0.1"
@@ -40,9 +56,29 @@ class CqlSettings(_Section):
     replication_factor: int = Field(default=1, ge=1)
     username: str | None = None
     password: SecretStr | None = None
+    # Ledger and projection reads and writes (DESIGN invariant 12); LWTs use serial_consistency.
+    consistency: Literal["ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL"] = (
+        "LOCAL_QUORUM"
+    )
+    serial_consistency: Literal["SERIAL", "LOCAL_SERIAL"] = "LOCAL_SERIAL"
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    local_dc: str | None = None
 
     def hosts(self) -> list[str]:
         return [h.strip() for h in self.contact_points.split(",") if h.strip()]
+
+    def config(self) -> CqlConfig:
+        """What storage.cql.connect needs."""
+        return CqlConfig(
+            contact_points=tuple(self.hosts()),
+            port=self.port,
+            username=self.username,
+            password=self.password.get_secret_value() if self.password else None,
+            consistency=self.consistency,
+            serial_consistency=self.serial_consistency,
+            request_timeout=self.request_timeout_seconds,
+            local_dc=self.local_dc,
+        )
 
 
 class EmbeddedSettings(_Section):

@@ -53,7 +53,7 @@ def pulse_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PulseL
     else:
         from ledger.kafka import KafkaPulseLog
 
-        log = KafkaPulseLog(kafka_settings(request.getfixturevalue("kafka_bootstrap")))
+        log = KafkaPulseLog(kafka_settings(request.getfixturevalue("kafka_bootstrap")).config())
     yield log
     log.close()
 

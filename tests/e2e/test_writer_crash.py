@@ -63,7 +63,7 @@ def test_sigkilled_writer_restarts_without_loss_or_double_count(
     ]
     records = [OutgoingRecord(p.tenant_id.encode(), codec.encode(p)) for p in pulses]
     records += records[:4000]
-    log = KafkaPulseLog(settings.kafka)
+    log = KafkaPulseLog(settings.kafka.config())
     for i in range(0, len(records), 5000):
         log.publish(records[i : i + 5000], datetime.now(UTC))
     total = sum(log.end_offsets().values())

@@ -1,0 +1,140 @@
+"""The one CQL connection of a process: cluster, session, execution profiles, error translation.
+
+Ledger, hourly usage and the event store share the session `connect` returns. The default
+profile runs at the configured consistency (LOCAL_QUORUM unless set otherwise, DESIGN
+invariant 12), so a row and its dedup mark are both seen with replication factor 3; other
+users (the event store) add profiles of their own to the same cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from cassandra import ConsistencyLevel, DriverException, RequestExecutionException
+from cassandra import protocol as cql_protocol
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import PreparedStatement
+
+from kernel.errors import Unavailable
+
+CONSISTENCY_LEVELS = ("ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL")
+SERIAL_LEVELS = ("SERIAL", "LOCAL_SERIAL")
+CONCURRENCY = 64  # requests in flight per run_concurrent call
+
+
+@dataclass(frozen=True)
+class CqlConfig:
+    """Where the cluster is and how to talk to it (built by pulse/settings.py)."""
+
+    contact_points: tuple[str, ...] = ("127.0.0.1",)
+    port: int = 9042
+    username: str | None = None
+    password: str | None = None
+    consistency: str = "LOCAL_QUORUM"  # ledger and projection reads and writes
+    serial_consistency: str = "LOCAL_SERIAL"  # lightweight transactions
+    request_timeout: float = 10.0
+    local_dc: str | None = None  # None: the data centre of the first contact point
+    # The driver's event loop: libev (its default, the fastest here) or asyncio, which lets
+    # short-lived processes exit at once (libev can hold interpreter exit for 5 s).
+    reactor: str = "libev"
+
+    def __post_init__(self) -> None:
+        if self.consistency not in CONSISTENCY_LEVELS:
+            raise ValueError(f"consistency {self.consistency!r} is not one of {CONSISTENCY_LEVELS}")
+        if self.reactor not in ("libev", "asyncio"):
+            raise ValueError(f"reactor {self.reactor!r} is not libev or asyncio")
+        if self.serial_consistency not in SERIAL_LEVELS:
+            raise ValueError(
+                f"serial consistency {self.serial_consistency!r} is not one of {SERIAL_LEVELS}"
+            )
+
+
+def level(name: str) -> int:
+    """The driver's constant for a consistency level name (e.g. "LOCAL_QUORUM")."""
+    return int(getattr(ConsistencyLevel, name))
+
+
+class CqlConnection:
+    """A cluster and its one session; close() shuts both down (once)."""
+
+    def __init__(self, cluster: Cluster, session: Any, config: CqlConfig) -> None:
+        self.cluster = cluster
+        self.session = session
+        self.config = config
+
+    def profile(self, consistency: str, **options: Any) -> ExecutionProfile:
+        """An execution profile like the default one, at another consistency."""
+        return _profile(self.config, consistency, **options)
+
+    def close(self) -> None:
+        self.cluster.shutdown()
+
+
+def _profile(config: CqlConfig, consistency: str, **options: Any) -> ExecutionProfile:
+    return ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=config.local_dc)),
+        consistency_level=level(consistency),
+        serial_consistency_level=level(config.serial_consistency),
+        request_timeout=config.request_timeout,
+        **options,
+    )
+
+
+def connect(config: CqlConfig) -> CqlConnection:
+    """Connects (no keyspace: every statement qualifies its tables); Unavailable on failure."""
+    auth = None
+    if config.username and config.password:
+        auth = PlainTextAuthProvider(config.username, config.password)
+    options: dict[str, Any] = {}
+    if config.reactor == "asyncio":
+        from cassandra.io.asyncioreactor import AsyncioConnection
+
+        options["connection_class"] = AsyncioConnection
+    cluster = Cluster(
+        list(config.contact_points),
+        port=config.port,
+        auth_provider=auth,
+        protocol_version=4,  # spoken by ScyllaDB and Cassandra alike: no downgrade round trip
+        execution_profiles={EXEC_PROFILE_DEFAULT: _profile(config, config.consistency)},
+        **options,
+    )
+    where = f"CQL at {','.join(config.contact_points)}:{config.port}"
+    try:
+        with translated(f"connecting to {where}"):
+            return CqlConnection(cluster, cluster.connect(), config)
+    except BaseException:
+        cluster.shutdown()
+        raise
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Driver errors become the kernel's categories once, here; nothing else leaves an adapter."""
+    try:
+        yield
+    except (
+        NoHostAvailable,
+        RequestExecutionException,
+        cql_protocol.RequestExecutionException,
+        DriverException,
+        OSError,
+    ) as exc:
+        raise Unavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+def run_concurrent(
+    session: Any, statement: PreparedStatement, args: Sequence[Sequence[object]]
+) -> list[Any]:
+    """Executes one statement per argument tuple; fails if any of them failed."""
+    if not args:
+        return []
+    results = execute_concurrent_with_args(
+        session, statement, args, concurrency=CONCURRENCY, raise_on_first_error=True
+    )
+    return [rows for _ok, rows in results]
