@@ -1,4 +1,4 @@
-"""The pricing engine (pure): hourly usage x catalog plans x contract terms -> an invoice draft.
+"""The pricing engine (pure): metered usage x catalog plans x contract terms -> an invoice draft.
 
 It implements DESIGN.md "Pricing rules" 1-10; the choices the rules leave open are written
 here, once.
@@ -36,8 +36,7 @@ even if all of it was free. The commitment is the contract version's in force on
 day; its true-up compares with every line, minimum adjustments included. Either line adds
 the rounded shortfall, and only when that is above 0.
 
-The invoice document (lines, canonical JSON, hash, corrections) lives in `catalog.invoice`
-and is re-exported here.
+The invoice document (lines, canonical JSON, hash, corrections) lives in `catalog.invoice`.
 """
 
 from __future__ import annotations
@@ -51,20 +50,14 @@ from itertools import pairwise
 from typing import Protocol, TypeVar
 
 from catalog.invoice import (
-    CorrectionLine,
     InvoiceDraft,
     InvoiceLine,
     LineKind,
     PlanSource,
-    TierCharge,
     UnpricedUsage,
-    canonical_json,
-    correction,
-    invoice_hash,
     line_order,
-    note_kind,
-    total_delta,
 )
+from catalog.metered import MeteredUsage
 from catalog.plans import PlanError, charge, check_plan
 from catalog.terms import (
     MINOR_UNITS,
@@ -75,28 +68,7 @@ from catalog.terms import (
     ProductTerms,
 )
 from kernel.decimals import EXACT, STRICT, ZERO, exact_sum
-from projections.hourly import HourlyUsage
 
-# The document types and functions of catalog.invoice are re-exported: one import for callers.
-__all__ = [
-    "CorrectionLine",
-    "InvoiceDraft",
-    "InvoiceLine",
-    "PlanError",
-    "TierCharge",
-    "UnpricedUsage",
-    "canonical_json",
-    "charge",
-    "correction",
-    "draft_invoice",
-    "invoice_hash",
-    "note_kind",
-    "period_bounds",
-    "round_line",
-    "total_delta",
-]
-
-# As wide as projections.hourly.EXACT, but a result that would need rounding raises instead.
 _PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
 
@@ -236,7 +208,7 @@ class _Unpriced:
 def draft_invoice(
     tenant_id: str,
     period: str,
-    usage: Sequence[HourlyUsage],
+    usage: Sequence[MeteredUsage],
     products: Mapping[str, ProductTerms],
     contract: ContractTerms | None,
 ) -> InvoiceDraft:
@@ -256,7 +228,7 @@ def draft_invoice(
     _check_rows(tenant_id, period, start, end, usage)
     currency = _currency(usage, products)
     unpriced = _Unpriced()
-    by_sku: dict[str, list[HourlyUsage]] = {}
+    by_sku: dict[str, list[MeteredUsage]] = {}
     for row in usage:
         product = products.get(row.product_sku)
         if row.unpriced_reason:
@@ -291,7 +263,7 @@ def draft_invoice(
 
 def _usage_lines(
     product: ProductTerms,
-    rows: list[HourlyUsage],
+    rows: list[MeteredUsage],
     start: datetime,
     end: datetime,
     versions: Sequence[ContractVersion],
@@ -421,11 +393,11 @@ def _adjustment(
 
 
 def _check_rows(
-    tenant_id: str, period: str, start: datetime, end: datetime, usage: Sequence[HourlyUsage]
+    tenant_id: str, period: str, start: datetime, end: datetime, usage: Sequence[MeteredUsage]
 ) -> None:
     seen: set[tuple[datetime, str, str]] = set()
 
-    def where(row: HourlyUsage) -> str:  # built only on failure: this loop is hot
+    def where(row: MeteredUsage) -> str:  # built only on failure: this loop is hot
         return f"usage row {row.product_sku} {row.unit} at {row.hour.isoformat()}"
 
     for row in usage:
@@ -441,7 +413,7 @@ def _check_rows(
         seen.add(key)
 
 
-def _currency(usage: Sequence[HourlyUsage], products: Mapping[str, ProductTerms]) -> str:
+def _currency(usage: Sequence[MeteredUsage], products: Mapping[str, ProductTerms]) -> str:
     """The catalog's one currency: of the products used, else of the whole catalog."""
     used = {products[r.product_sku].currency for r in usage if r.product_sku in products}
     currencies = used or {p.currency for p in products.values()}
@@ -450,7 +422,7 @@ def _currency(usage: Sequence[HourlyUsage], products: Mapping[str, ProductTerms]
     return currencies.pop() if currencies else "BRL"  # catalog.products.Product's default
 
 
-def _positions(usage: Iterable[HourlyUsage]) -> tuple[tuple[int, int], ...]:
+def _positions(usage: Iterable[MeteredUsage]) -> tuple[tuple[int, int], ...]:
     highest: dict[int, int] = {}
     for row in usage:
         partition, offset = row.position.partition, row.position.offset

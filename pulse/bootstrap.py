@@ -11,7 +11,7 @@ from eventsourcing.utils import Environment
 
 from catalog.billing import BillingApp
 from catalog.files import read_catalog
-from catalog.products import Product, ProductCatalog
+from catalog.products import MeteredProduct, ProductCatalog
 from ledger.ports import LedgerStore, PulseLog
 from projections.ports import UsageStore
 from pulse.settings import Backend, Settings
@@ -55,7 +55,7 @@ def load_catalog(settings: Settings, billing: BillingApp) -> ProductCatalog:
     if not terms:
         terms = read_catalog((settings.catalog_file or SAMPLE_CATALOG).read_text())
     return ProductCatalog(
-        Product(p.sku, p.name, p.category, p.billing_unit, p.currency) for p in terms
+        MeteredProduct(p.sku, p.name, p.category, p.billing_unit, p.currency) for p in terms
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal
 
-from catalog.products import Product, ProductCatalog
+from catalog.products import MeteredProduct, ProductCatalog
 from ledger.model import LedgerEvent, Position, Pulse
 from ledger.validation import RawPulse
 
@@ -36,10 +36,10 @@ WIDE = Context(prec=400)
 def catalog() -> ProductCatalog:
     return ProductCatalog(
         [
-            Product("network.egress", "Egress", "network", "GB"),
-            Product("storage.block", "Block storage", "storage", "GB-hour"),
-            Product("compute.vcpu", "vCPU", "compute", "vCPU-hour"),
-            Product("api.requests", "API", "api", "request"),
+            MeteredProduct("network.egress", "Egress", "network", "GB"),
+            MeteredProduct("storage.block", "Block storage", "storage", "GB-hour"),
+            MeteredProduct("compute.vcpu", "vCPU", "compute", "vCPU-hour"),
+            MeteredProduct("api.requests", "API", "api", "request"),
         ]
     )
 

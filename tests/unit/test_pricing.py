@@ -22,7 +22,8 @@ from catalog.invoice import (
     note_kind,
     total_delta,
 )
-from catalog.pricing import charge, draft_invoice, period_bounds, round_line
+from catalog.plans import charge
+from catalog.pricing import draft_invoice, period_bounds, round_line
 from catalog.terms import (
     ContractTerms,
     ContractVersion,
