@@ -43,12 +43,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import pairwise
-from typing import Protocol, TypeVar
 
+from catalog.in_force import check_ascending, in_force, plan_in_force, terms_in_force
 from catalog.invoice import (
     InvoiceDraft,
     InvoiceLine,
@@ -64,7 +63,6 @@ from catalog.terms import (
     ContractTerms,
     ContractVersion,
     PlanKind,
-    PricePlan,
     ProductTerms,
 )
 from kernel.decimals import EXACT, STRICT, ZERO, exact_sum
@@ -92,100 +90,6 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
 # ---------------------------------------------------------------------------------------
 # Terms in force: versions, plans (rule 5), discounts (rule 6), allowances (rule 4).
 # ---------------------------------------------------------------------------------------
-
-
-class _Dated(Protocol):
-    @property
-    def effective_from(self) -> date: ...
-
-
-_V = TypeVar("_V", bound=_Dated)
-_T = TypeVar("_T")
-
-
-def _in_force(versions: Sequence[_V], day: date) -> _V | None:
-    found: _V | None = None
-    for version in versions:
-        if version.effective_from > day:
-            break
-        found = version
-    return found
-
-
-def _check_ascending(versions: Sequence[_Dated], what: str) -> None:
-    for before, after in pairwise(versions):
-        if after.effective_from <= before.effective_from:
-            raise ValueError(
-                f"{what}: version of {after.effective_from} follows {before.effective_from};"
-                " versions must be strictly ascending by effective_from"
-            )
-
-
-def _only(values: list[_T], what: str) -> _T | None:
-    if len(values) > 1:
-        raise PlanError(f"{len(values)} {what}")
-    return values[0] if values else None
-
-
-@dataclass(frozen=True, slots=True)
-class _Terms:
-    plan: PricePlan
-    source: PlanSource
-    discount_percent: Decimal
-    allowance: Decimal
-
-
-def _plan_in_force(
-    product: ProductTerms, version: ContractVersion | None, day: date
-) -> tuple[PricePlan, PlanSource]:
-    if version is not None:
-        overrides = [plan for sku, plan in version.overrides if sku == product.sku]
-        override = _only(
-            overrides, f"contract overrides for {product.sku} from {version.effective_from}"
-        )
-        if override is not None:
-            return override, "contract"
-    catalog = _in_force(product.plans, day)
-    if catalog is None:
-        raise PlanError(f"no price plan in force for {product.sku} on {day.isoformat()}")
-    return catalog.plan, "catalog"
-
-
-def _discount_in_force(product: ProductTerms, version: ContractVersion | None) -> Decimal:
-    """The most specific discount (SKU, else category, else all); never compounded."""
-    if version is None:
-        return ZERO
-    discounts = version.discounts
-    scopes = [
-        (f"SKU {product.sku}", [d for d in discounts if d.sku == product.sku]),
-        (
-            f"category {product.category}",
-            [d for d in discounts if d.sku is None and d.category == product.category],
-        ),
-        ("all products", [d for d in discounts if d.sku is None and d.category is None]),
-    ]
-    for scope, found in scopes:
-        discount = _only(found, f"discounts for {scope} from {version.effective_from}")
-        if discount is None:
-            continue
-        if not discount.percent.is_finite() or not 0 <= discount.percent <= 100:
-            raise PlanError(f"discount of {discount.percent}% for {scope} is not within 0-100")
-        return discount.percent
-    return ZERO
-
-
-def _terms(product: ProductTerms, version: ContractVersion | None, day: date) -> _Terms:
-    plan, source = _plan_in_force(product, version, day)
-    check_plan(plan)
-    allowance = ZERO
-    if version is not None:
-        allowances = [a for sku, a in version.allowances if sku == product.sku]
-        found = _only(allowances, f"allowances for {product.sku} from {version.effective_from}")
-        if found is not None:
-            if not found.is_finite() or found < 0:
-                raise PlanError(f"allowance {found} for {product.sku} is not an amount >= 0")
-            allowance = found
-    return _Terms(plan, source, _discount_in_force(product, version), allowance)
 
 
 # ---------------------------------------------------------------------------------------
@@ -224,7 +128,7 @@ def draft_invoice(
         if contract.tenant_id != tenant_id:
             raise ValueError(f"contract of {contract.tenant_id!r} given for {tenant_id!r}")
         versions = contract.versions
-        _check_ascending(versions, f"contract of {tenant_id}")
+        check_ascending(versions, f"contract of {tenant_id}")
     _check_rows(tenant_id, period, start, end, usage)
     currency = _currency(usage, products)
     unpriced = _Unpriced()
@@ -244,7 +148,7 @@ def draft_invoice(
     lines: list[InvoiceLine] = []
     for sku in sorted(by_sku):
         product = products[sku]
-        _check_ascending(product.plans, f"catalog plans of {sku}")
+        check_ascending(product.plans, f"catalog plans of {sku}")
         usage_lines = _usage_lines(product, by_sku[sku], start, end, versions, currency, unpriced)
         lines += usage_lines
         lines += _minimum_line(product, usage_lines, start, end, versions, currency)
@@ -283,7 +187,7 @@ def _usage_lines(
         quantity = exact_sum(row.quantity for row in segment)
         day = seg_start.date()
         try:
-            terms = _terms(product, _in_force(versions, day), day)
+            terms = terms_in_force(product, in_force(versions, day), day)
             free = min(quantity, max(ZERO, STRICT.subtract(terms.allowance, allowance_used)))
             billable = STRICT.subtract(quantity, free)
             tiers, subtotal = charge(terms.plan, billable)
@@ -329,7 +233,7 @@ def _minimum_line(
 ) -> list[InvoiceLine]:
     last_day = (end - timedelta(days=1)).date()
     try:
-        plan, source = _plan_in_force(product, _in_force(versions, last_day), last_day)
+        plan, source = plan_in_force(product, in_force(versions, last_day), last_day)
         check_plan(plan)
     except PlanError:
         return []  # no usable plan at the end: no minimum (that usage is listed unpriced)
@@ -349,7 +253,7 @@ def _commitment_line(
     versions: Sequence[ContractVersion],
     currency: str,
 ) -> list[InvoiceLine]:
-    version = _in_force(versions, (end - timedelta(days=1)).date())
+    version = in_force(versions, (end - timedelta(days=1)).date())
     if version is None or not version.commitment.is_finite():
         return []
     shortfall = STRICT.subtract(version.commitment, exact_sum(line.amount for line in lines))

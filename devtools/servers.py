@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
 import shutil
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from devtools import cassandra as dev_cassandra
 from devtools import kafka as dev_kafka
 from devtools.config import DevSettings
+from devtools.layout import HOST, DevPaths, DevServerError, Echo
+from devtools.maven import resolve_jars
+from devtools.ports import PortSetting, check_ports_free, port_accepts
 from devtools.process import (
-    LOG_TAIL_LINES,
     is_alive,
     log_excerpt,
     process_command_line,
@@ -30,20 +30,11 @@ from devtools.process import (
 
 log = logging.getLogger(__name__)
 
-Echo = Callable[[str], None]
-
-POM = Path(__file__).parent / "pom.xml"
-HOST = "127.0.0.1"
 
 PROBE_TIMEOUT_SECONDS = 2.0
 POLL_SECONDS = 0.25
 KILL_WAIT_SECONDS = 10.0
 FORMAT_TIMEOUT_SECONDS = 120.0
-RESOLVE_TIMEOUT_SECONDS = 1800.0  # a cold resolution downloads ~110 MB from Maven Central
-
-
-class DevServerError(Exception):
-    """`pulse dev` could not do what was asked; the message says why and what to change."""
 
 
 @dataclass(frozen=True)
@@ -64,56 +55,11 @@ class ServerStatus:
 
 
 @dataclass(frozen=True)
-class DevPaths:
-    """Where one `pulse dev` home keeps jars, configs, data, logs and pid files."""
-
-    home: Path
-
-    @classmethod
-    def of(cls, dev: DevSettings) -> DevPaths:
-        return cls(dev.home.expanduser().resolve())
-
-    @property
-    def conf(self) -> Path:
-        return self.home / "conf"
-
-    @property
-    def run(self) -> Path:
-        return self.home / "run"
-
-    def jars(self, profile: str) -> Path:
-        return self.home / "jars" / profile
-
-    def data(self, name: str) -> Path:
-        return self.home / "data" / name
-
-    def log(self, name: str) -> Path:
-        return self.home / "logs" / f"{name}.log"
-
-    def pid(self, name: str) -> Path:
-        return self.run / f"{name}.pid"
-
-    def create(self) -> None:
-        for directory in (self.conf, self.run, self.home / "logs", self.home / "data"):
-            directory.mkdir(parents=True, exist_ok=True)
-
-
-@dataclass(frozen=True)
-class PortSetting:
-    port: int
-    setting: str  # the DevSettings field that chooses the port
-
-    @property
-    def env_var(self) -> str:
-        return f"PULSE_DEV__{self.setting.upper()}"
-
-
-@dataclass(frozen=True)
 class ServerSpec:
     """One dev server: how to prepare and launch it, recognise its process, and probe it."""
 
     name: str
-    profile: str  # the Maven profile of pulse/dev/pom.xml that resolves its jars
+    profile: str  # the Maven profile of devtools/pom.xml that resolves its jars
     main_class: str
     endpoint: str
     client_port: int
@@ -255,50 +201,9 @@ def _status_of(spec: ServerSpec, paths: DevPaths) -> ServerStatus:
     return ServerStatus(spec.name, state, pid, spec.endpoint, paths.log(spec.name), rss)
 
 
-def check_ports_free(ports: Sequence[PortSetting]) -> None:
-    """Fails before anything starts when a port is taken or two settings share one."""
-    seen: dict[int, PortSetting] = {}
-    problems = []
-    for wanted in ports:
-        if wanted.port in seen:
-            other = seen[wanted.port]
-            problems.append(f"{wanted.env_var} and {other.env_var} both choose port {wanted.port}")
-        elif not port_is_free(wanted.port):
-            problems.append(
-                f"port {wanted.port} on {HOST} is already in use by another process; stop it "
-                f"or choose another port, e.g. export {wanted.env_var}={_suggest(wanted.port)}"
-            )
-        seen[wanted.port] = wanted
-    if problems:
-        raise DevServerError("cannot start the dev servers:\n  " + "\n  ".join(problems))
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # Java binds with SO_REUSEADDR too, so TIME_WAIT leftovers of our last run don't count.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _suggest(port: int) -> int:
-    return port + 10000 if port + 10000 <= 65535 else port - 10000
-
-
-def _port_accepts(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _answers(spec: ServerSpec) -> bool:
     # The client libraries log noisily against a closed port; a plain connect is silent.
-    return _port_accepts(spec.client_port) and spec.answers(PROBE_TIMEOUT_SECONDS)
+    return port_accepts(spec.client_port) and spec.answers(PROBE_TIMEOUT_SECONDS)
 
 
 def _reuse(spec: ServerSpec, pid: int, echo: Echo) -> _Pending:
@@ -334,45 +239,6 @@ def _wait_until_ready(pending: list[_Pending], timeout: float, paths: DevPaths, 
                 )
         if remaining:
             time.sleep(POLL_SECONDS)
-
-
-def resolve_jars(profile: str, dev: DevSettings, paths: DevPaths, echo: Echo) -> Path:
-    """Copies a profile's jars out of Maven; skipped while the marker matches the pom."""
-    jar_dir = paths.jars(profile)
-    marker = jar_dir / ".resolved"
-    stamp = f"{profile} {hashlib.sha256(POM.read_bytes()).hexdigest()}\n"
-    if marker.is_file() and marker.read_text() == stamp:
-        return jar_dir
-    # Jars of an older pom would sit next to the new ones on the `dir/*` classpath.
-    shutil.rmtree(jar_dir, ignore_errors=True)
-    echo(f"resolving the {profile} jars with Maven into {jar_dir} (once) ...")
-    command = [dev.maven, "-q", "-B", f"-P{profile}", "-f", str(POM)]
-    command += ["dependency:copy-dependencies", f"-DoutputDirectory={jar_dir}"]
-    started = time.monotonic()
-    result = _run_maven(command, dev)
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-LOG_TAIL_LINES:])
-        raise DevServerError(
-            f"Maven could not resolve the {profile} jars (exit {result.returncode}):\n"
-            f"  {' '.join(command)}\n{tail}"
-        )
-    marker.write_text(stamp)
-    count = len(list(jar_dir.glob("*.jar")))
-    echo(f"{profile}: {count} jars resolved in {time.monotonic() - started:.1f} s")
-    return jar_dir
-
-
-def _run_maven(command: list[str], dev: DevSettings) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            command, capture_output=True, text=True, timeout=RESOLVE_TIMEOUT_SECONDS, check=False
-        )
-    except FileNotFoundError as error:
-        raise DevServerError(
-            f"Maven ({dev.maven!r}) not found: install Maven 3.6+ or set PULSE_DEV__MAVEN"
-        ) from error
-    except subprocess.TimeoutExpired as error:
-        raise DevServerError(f"Maven gave no result within {error.timeout:.0f} s") from error
 
 
 def _run_once(command: list[str], log_file: Path, what: str, dev: DevSettings) -> None:

@@ -1,39 +1,7 @@
-"""eventsourcing on CQL, the recorders' core: the locked write (datastore in datastore.py).
+"""eventsourcing on CQL, the recorders' core: the locked write protocol (README.md, "Writes").
 
-ScyllaAggregateRecorder holds the write protocol; the recorders of factory.py extend it.
-
-Tables, in one keyspace, shared CQL only (no SAI, counters, materialized views or indexes):
-
-  <events>                 aggregate sequences, PRIMARY KEY ((originator_id), originator_version)
-  <events>_notifications   the application sequence, PRIMARY KEY ((bucket), notification_id),
-                           bucket = notification_id // 1000: range scans over small partitions
-  eventsourcing_logs       one row per events table: committed `last_id` and the write lock
-  <tracking>               one row per upstream application, PRIMARY KEY (application_name)
-
-A write of an application (and of an aggregate recorder whose write needs more than one
-conditional batch) is a transaction serialized by the log row:
-
-  1. acquire — LWT `IF epoch = :seen AND holder = null` sets a new epoch, a lease and the
-     intent (event keys, tracking row). Ids last_id+1 .. last_id+n now belong to this writer.
-  2. check — reads: no event key exists, the tracking id advances. Nothing moves under the lock.
-  3. write, concurrently — notification rows (plain inserts USING TIMESTAMP epoch: invisible
-     until 4, and always overwritten by a later epoch), each aggregate's events as
-     single-partition conditional batches `IF NOT EXISTS` stamped `txn = epoch`, and the
-     tracking row as an exact compare-and-set.
-  4. commit — LWT `IF epoch = :mine AND holder = :me` sets last_id = last_id + n, frees the lock.
-
-A failure before 4 undoes the rows stamped with this epoch and frees the lock. A writer that
-dies leaves its intent on the log row; once its lease has expired the next writer takes the
-lock over (a new epoch) and undoes those rows first. Readers never look past the committed
-last_id, so ids are gap-free, unique and in commit order. Driver errors become the library's
-PersistenceError classes in `translated`, the one boundary every statement passes through.
-
-Limits: select_events may show a write's events between steps 3 and 4, and they vanish if it
-then fails (only failing writes are ever seen so). Leases compare clocks: hosts must agree to
-well within CQL_LOCK_LEASE. A writer stalled past its lease whose late write lands after the
-take-over's undo undoes it again when its commit fails; only if it also dies then do orphan
-events (without notifications) remain. Writes to one log are serialized: ~300 one-event saves/s
-on a 2-core machine (bench/eventstore.py); other logs and single-batch aggregate writes do not wait.
+ScyllaAggregateRecorder holds the write protocol; the recorders of application.py extend it.
+Driver errors become the library's PersistenceError classes in datastore.translated.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from devtools import servers as devservers
 from devtools.config import DevSettings
+from devtools.layout import DevServerError
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ class ServerProvider:
             was_running = any(server.pid for server in devservers.status(dev))
             try:
                 self._dev = devservers.up(dev, echo=log.info)
-            except devservers.DevServerError as error:
+            except DevServerError as error:
                 self._dev_failure = ServersUnavailable(f"`pulse dev up` failed: {error}")
                 raise self._dev_failure from error
             self._dev_to_stop = None if was_running else dev
@@ -240,7 +241,7 @@ def connect_cql(host: str, port: int) -> tuple[Cluster, Session]:
         [host],
         port=port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        # libev (the default) can hang interpreter exit for 5 s; see pulse/dev_cassandra.py.
+        # libev (the default) can hang interpreter exit for 5 s; see devtools/cassandra.py.
         connection_class=AsyncioConnection,
     )
     return cluster, cluster.connect()

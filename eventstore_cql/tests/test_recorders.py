@@ -37,8 +37,7 @@ from eventsourcing.utils import Environment
 
 from devtools import servers as devservers
 from devtools.config import DevSettings
-from eventstore_cql.datastore import BATCH_BYTES, Key, LogLock, PendingTracking
-from eventstore_cql.factory import (
+from eventstore_cql import (
     ScyllaAggregateRecorder,
     ScyllaApplicationRecorder,
     ScyllaDatastore,
@@ -47,6 +46,7 @@ from eventstore_cql.factory import (
     ScyllaTrackingRecorder,
     connect,
 )
+from eventstore_cql.datastore import BATCH_BYTES, Key, LogLock, PendingTracking
 
 pytestmark = pytest.mark.servers
 

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from devtools.config import DevSettings
-    from devtools.servers import DevEndpoints, DevServerError
+    from devtools.layout import DevServerError
+    from devtools.servers import DevEndpoints
 
 MISSING_DEVTOOLS = (
     "pulse dev needs the devtools/ folder of a pulse-ledger checkout, which the wheel does not "

@@ -18,7 +18,8 @@ from devtools import kafka as dev_kafka
 from devtools import process as dev_process
 from devtools import servers as devservers
 from devtools.config import DevSettings
-from devtools.servers import DevPaths, DevServerError
+from devtools.layout import DevPaths, DevServerError
+from devtools.maven import resolve_jars
 from pulse.cli.dev import dev_app
 
 FAKE_MAVEN = """#!/bin/sh
@@ -202,11 +203,11 @@ def test_jars_resolve_once_and_again_only_when_the_pom_changes(tmp_path: Path) -
     paths = DevPaths.of(dev)
     paths.create()
     # when resolving twice, then with a marker of another pom
-    devservers.resolve_jars("kafka", dev, paths, echo=lambda _: None)
-    devservers.resolve_jars("kafka", dev, paths, echo=lambda _: None)
+    resolve_jars("kafka", dev, paths, echo=lambda _: None)
+    resolve_jars("kafka", dev, paths, echo=lambda _: None)
     (paths.jars("kafka") / ".resolved").write_text("kafka some-older-pom\n")
     (paths.jars("kafka") / "left-over-1.0.jar").touch()
-    devservers.resolve_jars("kafka", dev, paths, echo=lambda _: None)
+    resolve_jars("kafka", dev, paths, echo=lambda _: None)
     # then Maven ran twice and the jars of the old pom are gone
     assert (tmp_path / "maven-calls").read_text().count("call") == 2
     assert not (paths.jars("kafka") / "left-over-1.0.jar").exists()
