@@ -3,13 +3,20 @@ and keeps finalized invoices; history is never rewritten."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    PersistenceError,
+)
 from eventsourcing.utils import Environment
 
 from catalog.aggregates import (
@@ -25,6 +32,20 @@ from catalog.aggregates import (
 )
 from catalog.terms import ContractTerms, ProductTerms
 from catalog.terms_codec import contract_version_doc, plan_version_doc
+from kernel.errors import Conflict, LedgerError, Unavailable
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """The event store's errors become the kernel's categories here, at the app's boundary."""
+    try:
+        yield
+    except IntegrityError as exc:  # another writer recorded this aggregate version first
+        raise Conflict(f"{what}: already recorded by another writer ({exc})") from exc
+    except (OperationalError, InterfaceError) as exc:  # transient: retrying is safe
+        raise Unavailable(f"{what}: event store unavailable: {exc}") from exc
+    except PersistenceError as exc:
+        raise LedgerError(f"{what}: event store error: {exc}") from exc
 
 
 class BillingApp(Application[UUID]):
@@ -38,7 +59,8 @@ class BillingApp(Application[UUID]):
         """`factory`: persistence built by the caller (e.g. on a session shared with the rest of
         the process); without one, PERSISTENCE_MODULE in `env` chooses, as the library does."""
         self._given_factory = factory
-        super().__init__(env=env)
+        with translated("opening the billing event store"):
+            super().__init__(env=env)
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory[Any]:
         return self._given_factory or super().construct_factory(env)
@@ -95,8 +117,8 @@ class BillingApp(Application[UUID]):
         """The catalog as it was at recorded aggregate versions (for re-deriving invoices)."""
         out = {}
         for sku, version in versions.items():
-            product: Any = self.repository.get(product_id(sku), version=version)
-            assert isinstance(product, Product)
+            product = self._get(product_id(sku), Product, version=version)
+            assert product is not None, f"product {sku} has no version {version}"
             out[sku] = product.terms()
         return out
 
@@ -143,8 +165,8 @@ class BillingApp(Application[UUID]):
         return None if contract is None else (contract.terms(), contract.version)
 
     def contract_at(self, tenant_id: str, version: int) -> ContractTerms:
-        contract: Any = self.repository.get(contract_id(tenant_id), version=version)
-        assert isinstance(contract, Contract)
+        contract: Contract | None = self._get(contract_id(tenant_id), Contract, version=version)
+        assert contract is not None, f"contract of {tenant_id} has no version {version}"
         return contract.terms()
 
     def tenants_with_contracts(self) -> list[str]:
@@ -172,6 +194,10 @@ class BillingApp(Application[UUID]):
 
     # ----- helpers -----------------------------------------------------------------------
 
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        with translated("recording billing events"):
+            return super().save(*objs, **kwargs)
+
     def _index(self, key: UUID, kind: str) -> Index:
         index: Index | None = self._get(key, Index)
         if index is None:
@@ -179,9 +205,10 @@ class BillingApp(Application[UUID]):
             assert index.id == key
         return index
 
-    def _get(self, key: UUID, kind: type[Any]) -> Any:
+    def _get(self, key: UUID, kind: type[Any], version: int | None = None) -> Any:
         try:
-            found: Any = self.repository.get(key)
+            with translated(f"reading aggregate {key}"):
+                found: Any = self.repository.get(key, version=version)
         except AggregateNotFoundError:
             return None
         assert isinstance(found, kind), f"{key} is a {type(found).__name__}, not {kind.__name__}"

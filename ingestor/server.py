@@ -13,7 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ingestor.core import check_batch
-from kernel.errors import Unavailable
+from kernel.errors import Conflict, Invalid, LedgerError, NotFound, Unavailable
 from ledger.ports import PulseLog
 from ledger.validation import BillingUnitOf
 from proto.pulse.v1 import pulse_pb2
@@ -57,18 +57,21 @@ class IngestServicer:
     def ingest(
         self, request: pulse_pb2.IngestRequest | _Undecodable, context: grpc.ServicerContext
     ) -> pulse_pb2.IngestResponse:
+        try:
+            return self._ingest(request)
+        except LedgerError as error:
+            context.abort(status_of(error), str(error))
+            raise  # abort raises; this line only tells the type checker
+
+    def _ingest(self, request: pulse_pb2.IngestRequest | _Undecodable) -> pulse_pb2.IngestResponse:
         if isinstance(request, _Undecodable):
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"request: not an IngestRequest ({request.reason})",
-            )
+            raise Invalid(f"request: not an IngestRequest ({request.reason})")
         count = len(request.pulses)
         if count == 0:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "pulses: the batch is empty")
+            raise Invalid("pulses: the batch is empty")
         if count > self._max_batch:
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"pulses: the batch has {count} pulses; at most {self._max_batch} per request",
+            raise Invalid(
+                f"pulses: the batch has {count} pulses; at most {self._max_batch} per request"
             )
         now = datetime.now(UTC)
         # Kafka timestamps are milliseconds: stamp arrival at that precision everywhere so
@@ -81,11 +84,26 @@ class IngestServicer:
                 self._log.publish(checked.records, arrival)
             except Unavailable as exc:
                 log.warning("ingest batch of %d not stored: %s", count, exc)
-                context.abort(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"pulse log unavailable, nothing of this batch was accepted; retry: {exc}",
-                )
+                raise Unavailable(
+                    f"pulse log unavailable, nothing of this batch was accepted; retry: {exc}"
+                ) from exc
         return pulse_pb2.IngestResponse(results=checked.results)
+
+
+# The gRPC edge's one error map (kernel category -> status code).
+STATUS: dict[type[LedgerError], grpc.StatusCode] = {
+    Invalid: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    Conflict: grpc.StatusCode.ALREADY_EXISTS,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def status_of(error: LedgerError) -> grpc.StatusCode:
+    for kind, code in STATUS.items():
+        if isinstance(error, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
 
 
 def create_server(

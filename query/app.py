@@ -1,4 +1,4 @@
-"""The FastAPI read API: usage, pulses and conflicts of a tenant (app factory, no globals)."""
+"""The FastAPI read API: usage, pulses, conflicts and invoices of a tenant (an app factory)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 
 from catalog.invoice import canonical_json
 from kernel.decimals import plain
-from kernel.errors import Invalid
+from kernel.errors import Invalid, NotFound, Unavailable
 from ledger.model import LedgerEvent
 from ledger.ports import LedgerStore
 from projections.invoices import Invoicing
 from projections.ports import UsageStore
+from query.errors import register_error_handlers
 from query.schemas import ConflictResponse, PulseResponse, UsageResponse, UsageRow
 
 
@@ -56,7 +57,7 @@ def _pulse(event: LedgerEvent) -> PulseResponse:
 def _invoicing(request: Request) -> Invoicing:
     invoicing: Invoicing | None = request.app.state.invoicing
     if invoicing is None:
-        raise HTTPException(503, "invoices are not configured on this API instance")
+        raise Unavailable("invoices are not configured on this API instance")
     return invoicing
 
 
@@ -67,6 +68,7 @@ def create_app(
     ledger: LedgerStore, usage: UsageStore, invoicing: Invoicing | None = None
 ) -> FastAPI:
     app = FastAPI(title="pulse-ledger read API", version="1")
+    register_error_handlers(app)
     app.state.ledger = ledger
     app.state.usage = usage
     app.state.invoicing = invoicing
@@ -74,10 +76,7 @@ def create_app(
     @app.get("/v1/tenants/{tenant_id}/invoices/{period}/draft")
     def invoice_draft(tenant_id: str, period: str, invoices: Invoices) -> dict[str, Any]:
         """The live draft: hourly usage priced with the terms in force now (exact strings)."""
-        try:
-            draft = invoices.draft(tenant_id, period)
-        except Invalid as exc:
-            raise HTTPException(422, str(exc)) from None
+        draft = invoices.draft(tenant_id, period)
         document: dict[str, Any] = json.loads(canonical_json(draft))
         return document
 
@@ -86,7 +85,7 @@ def create_app(
         """The finalized invoice with its SHA-256 and any correction notes since."""
         invoice = invoices.finalized(tenant_id, period)
         if invoice is None:
-            raise HTTPException(404, f"no finalized invoice of {tenant_id!r} for {period!r}")
+            raise NotFound(f"no finalized invoice of {tenant_id!r} for {period!r}")
         return {
             "invoice": json.loads(invoice.document),
             "sha256": invoice.sha256,
@@ -110,7 +109,7 @@ def create_app(
     ) -> UsageResponse:
         begin, stop = _utc(start, "start"), _utc(end, "end")
         if stop <= begin:
-            raise HTTPException(422, "end: must be after start")
+            raise Invalid("end: must be after start")
         rows = store.usage(tenant_id, begin, stop, sku)
         return UsageResponse(
             tenant_id=tenant_id,
@@ -135,7 +134,7 @@ def create_app(
     def one_pulse(tenant_id: str, pulse_id: str, store: Ledger) -> PulseResponse:
         event = store.get(tenant_id, pulse_id)
         if event is None:
-            raise HTTPException(404, f"pulse {pulse_id!r} of tenant {tenant_id!r} not found")
+            raise NotFound(f"pulse {pulse_id!r} of tenant {tenant_id!r} not found")
         return _pulse(event)
 
     @app.get("/v1/tenants/{tenant_id}/conflicts", response_model=list[ConflictResponse])

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Annotated, NoReturn
 
 import typer
-from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
 from pydantic import ValidationError
 from rich.console import Console
 
@@ -48,9 +47,6 @@ EXIT_CODES: tuple[tuple[type[BaseException], str, int], ...] = (
     (Unavailable, "unavailable", EXIT_UNAVAILABLE),
     (Conflict, "conflict", EXIT_FAILURE),
     (LedgerError, "error", EXIT_FAILURE),
-    (OperationalError, "unavailable", EXIT_UNAVAILABLE),  # the event store (eventsourcing)
-    (InterfaceError, "unavailable", EXIT_UNAVAILABLE),
-    (PersistenceError, "event store error", EXIT_FAILURE),
 )
 
 

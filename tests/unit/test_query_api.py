@@ -232,3 +232,35 @@ def test_conflicts_list_the_rejected_payload_against_the_kept_one(api: Api) -> N
         }
     ]
     assert api.http.get("/v1/tenants/globex/conflicts").json() == []
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status"),
+    [
+        ("/v1/tenants/acme/pulses/nope", {}, 404),
+        (USAGE, {"start": "yesterday", "end": DAY["end"]}, 422),
+        (USAGE, {"start": DAY["end"], "end": DAY["start"]}, 422),
+        ("/v1/tenants/acme/no-such-route", {}, 404),
+    ],
+    ids=["unknown-pulse", "bad-time", "empty-range", "unknown-route"],
+)
+def test_every_error_is_problem_json_with_its_status(
+    api: Api, path: str, params: dict[str, str], status: int
+) -> None:
+    # given / when
+    response = api.http.get(path, params=params)
+
+    # then
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status
+    assert body["title"] and body["detail"]
+
+
+def test_a_bad_query_parameter_is_named_as_the_field(api: Api) -> None:
+    # given / when
+    response = api.http.get(USAGE, params={"start": "yesterday", "end": DAY["end"]})
+
+    # then
+    assert [e["field"] for e in response.json()["errors"]] == ["start"]

@@ -1,0 +1,67 @@
+"""The HTTP edge's one error map: kernel categories and framework errors to problem+json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from kernel.errors import Conflict, Invalid, LedgerError, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+# Category → (status, title); subclasses of LedgerError not listed here answer 500.
+STATUS: dict[type[LedgerError], tuple[int, str]] = {
+    Invalid: (422, "Invalid request"),
+    NotFound: (404, "Not found"),
+    Conflict: (409, "Conflict"),
+    Unavailable: (503, "Backend unavailable"),
+}
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _field(location: Sequence[Any]) -> str:
+    # ("query", "start") → "start": the name a client sent; the location kind is noise.
+    parts = [str(p) for p in location if p not in ("query", "path", "body", "header")]
+    return ".".join(parts) or "request"
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    """Every error leaves the API as problem+json with the field and the reason when known."""
+
+    @app.exception_handler(LedgerError)
+    async def categorized(_request: Request, error: LedgerError) -> JSONResponse:
+        for kind, (status, title) in STATUS.items():
+            if isinstance(error, kind):
+                return problem(status, title, str(error))
+        log.error("uncategorized error: %s", error)
+        return problem(500, "Internal error", "the server could not answer; see its log")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_input(_request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field(e.get("loc", ())), "reason": e.get("msg", "")} for e in error.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+        return problem(422, "Invalid request", detail, errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+        return problem(error.status_code, str(error.detail), str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error answering a request")
+        return problem(500, "Internal error", "the server could not answer; see its log")
