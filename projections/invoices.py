@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,11 +17,27 @@ from catalog.terms import ContractTerms, ProductTerms
 from kernel.decimals import plain
 from kernel.errors import Conflict, Invalid, NotFound, Unavailable
 from ledger.model import LedgerEvent
-from ledger.ports import LedgerStore
+from ledger.ports import LedgerStore, PulseLog
 from projections.hourly import HourlyUsage, derive_hour
 from projections.ports import UsageStore
 
 Positions = dict[int, int]  # partition -> greatest offset included
+
+WriterCommits = Callable[[], Mapping[int, int]]
+"""The ledger writer group's committed offsets (PulseLog.committed): per partition, the next
+offset the writer will read — everything below it is durably in the ledger."""
+
+
+def writer_commits(log: PulseLog, group: str) -> WriterCommits:
+    """What `Invoicing` pins positions from: the committed offsets of the writer `group`."""
+    return lambda: log.committed(group)
+
+
+def covered_by(committed: Mapping[int, int]) -> Positions:
+    """The greatest offset per partition that the writer has durably stored: a committed
+    offset is the next one to read, so it covers the one before; a partition without a commit
+    covers nothing."""
+    return {p: o - 1 for p, o in committed.items() if o > 0}
 
 
 def period_bounds(period: str) -> tuple[datetime, datetime]:
@@ -32,15 +48,18 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
         raise Invalid(str(exc)) from None
 
 
-def _within(event: LedgerEvent, positions: Positions | None) -> bool:
-    if positions is None:
-        return True
+def _within(event: LedgerEvent, positions: Positions) -> bool:
     limit = positions.get(event.position.partition)
     return limit is not None and event.position.offset <= limit
 
 
 def period_events(ledger: LedgerStore, tenant_id: str, period: str) -> list[list[LedgerEvent]]:
-    """The tenant's ledger events of the period, one list per UTC hour that holds any."""
+    """The tenant's ledger events of the period, one list per UTC hour that holds any.
+
+    Each hour is its own read, so the lists are no snapshot: events keep arriving while they
+    are read. Callers fix their positions *before* this read and keep only what is at or below
+    them (DESIGN invariant 10): everything up to a writer commit is in the ledger by then.
+    """
     start, end = period_bounds(period)
     return [
         ledger.events_in_hour(tenant_id, hour)
@@ -50,22 +69,14 @@ def period_events(ledger: LedgerStore, tenant_id: str, period: str) -> list[list
 
 
 def usage_of(
-    hours: list[list[LedgerEvent]],
-    products: dict[str, ProductTerms],
-    positions: Positions | None = None,
-) -> tuple[list[HourlyUsage], Positions]:
-    """Hourly usage derived from ledger events — as known at `positions` when given — and the
-    greatest position of each partition it includes."""
+    hours: list[list[LedgerEvent]], products: dict[str, ProductTerms], positions: Positions
+) -> list[HourlyUsage]:
+    """Hourly usage derived from the ledger events at or below `positions`."""
     units = {sku: p.billing_unit for sku, p in products.items()}
     rows: list[HourlyUsage] = []
-    covered: Positions = {}
     for hour in hours:
-        events = [e for e in hour if _within(e, positions)]
-        for e in events:
-            p = e.position.partition
-            covered[p] = max(covered.get(p, -1), e.position.offset)
-        rows.extend(derive_hour(events, units.get))
-    return rows, covered
+        rows.extend(derive_hour([e for e in hour if _within(e, positions)], units.get))
+    return rows
 
 
 def ledger_usage(
@@ -73,10 +84,14 @@ def ledger_usage(
     tenant_id: str,
     period: str,
     products: dict[str, ProductTerms],
-    positions: Positions | None = None,
-) -> tuple[list[HourlyUsage], Positions]:
-    """usage_of the period's ledger events."""
+    positions: Positions,
+) -> list[HourlyUsage]:
+    """usage_of the period's ledger events; `positions` must have been fixed before this call."""
     return usage_of(period_events(ledger, tenant_id, period), products, positions)
+
+
+def _positions_doc(positions: Positions) -> dict[str, int]:
+    return {str(p): o for p, o in sorted(positions.items())}
 
 
 @dataclass(frozen=True)
@@ -97,13 +112,18 @@ class LineageRow:
 
 
 class Invoicing:
+    """The billing use cases. `writer_committed` tells how far the ledger writer has durably
+    written (see `writer_commits`): finalize and correct pin their positions from it."""
+
     def __init__(
         self,
         app: BillingApp,
         ledger: LedgerStore,
         usage: UsageStore,
+        writer_committed: WriterCommits,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._writer_committed = writer_committed
         self._clock = clock
         self._app = app
         self._ledger = ledger
@@ -135,11 +155,14 @@ class Invoicing:
             )
         products = self._app.products()
         contract, contract_version = self._contract(tenant_id)
-        rows, covered = ledger_usage(self._ledger, tenant_id, period, products)
+        # Positions first, then the reads: an event below a pin that the hour-by-hour reads
+        # missed would be on no invoice and in no note (invariant 10).
+        positions = self._pin()
+        rows = ledger_usage(self._ledger, tenant_id, period, products, positions)
         draft = draft_invoice(tenant_id, period, rows, products, contract)
         digest = invoice_hash(draft)
         pins = {
-            "positions": {str(p): o for p, o in sorted(covered.items())},
+            "positions": _positions_doc(positions),
             "products": self._app.product_versions(),
             "contract": contract_version,
         }
@@ -151,7 +174,7 @@ class Invoicing:
         the catalog and contract versions it used, and compares the SHA-256."""
         invoice = self._require(tenant_id, period)
         positions, products, contract = self._pinned(tenant_id, invoice.pins)
-        rows, _ = ledger_usage(self._ledger, tenant_id, period, products, positions)
+        rows = ledger_usage(self._ledger, tenant_id, period, products, positions)
         derived = invoice_hash(draft_invoice(tenant_id, period, rows, products, contract))
         return Verification(derived == invoice.sha256, invoice.sha256, derived)
 
@@ -163,12 +186,16 @@ class Invoicing:
         if invoice.corrections:
             last = invoice.corrections[-1]["pins"]["positions"]
             positions = {int(p): o for p, o in last.items()}
+        # Pinned before the read, never below the previous document (a replay can move the
+        # writer's commits back; what they covered then is still in the ledger).
+        pins = self._pin(at_least=positions)
         # The previous document is re-derived (reproducibly, see verify) rather than parsed,
         # from the same read of the ledger as the revision.
         hours = period_events(self._ledger, tenant_id, period)
-        before, _ = usage_of(hours, products, positions)
-        previous = draft_invoice(tenant_id, period, before, products, contract)
-        rows, covered = usage_of(hours, products)
+        previous = draft_invoice(
+            tenant_id, period, usage_of(hours, products, positions), products, contract
+        )
+        rows = usage_of(hours, products, pins)
         revised = draft_invoice(tenant_id, period, rows, products, contract)
         lines = correction(previous, revised)
         if not lines:
@@ -188,7 +215,7 @@ class Invoicing:
                 for c in lines
             ],
             "total": plain(total),
-            "pins": {**invoice.pins, "positions": {str(p): o for p, o in sorted(covered.items())}},
+            "pins": {**invoice.pins, "positions": _positions_doc(pins)},
         }
         self._app.record_correction(invoice, **note)
         kind = {"debit": "debit note", "credit": "credit note", "none": "zero-sum note"}
@@ -245,6 +272,13 @@ class Invoicing:
         if invoice is None:
             raise NotFound(f"no finalized invoice of {tenant_id} for {period}")
         return invoice
+
+    def _pin(self, at_least: Positions | None = None) -> Positions:
+        """Positions fixed from the writer's commits now, raised to `at_least` per partition."""
+        pins = covered_by(self._writer_committed())
+        for partition, offset in (at_least or {}).items():
+            pins[partition] = max(pins.get(partition, -1), offset)
+        return pins
 
     def _pinned(
         self, tenant_id: str, pins: dict[str, Any]

@@ -184,12 +184,14 @@ def _contract_text(tenant: str, v: ContractVersion) -> str:
 @contextmanager
 def _invoicing(embedded: bool) -> Iterator[Invoicing]:
     """The invoicing use cases over this backend's adapters, released on exit."""
-    from projections.invoices import Invoicing
+    from projections.invoices import Invoicing, writer_commits
     from pulse.bootstrap import build
 
-    parts = build(_settings(embedded))
+    settings = _settings(embedded)
+    parts = build(settings)
     try:
-        yield Invoicing(parts.billing, parts.ledger, parts.usage)
+        committed = writer_commits(parts.log, settings.kafka.writer_group)
+        yield Invoicing(parts.billing, parts.ledger, parts.usage, committed)
     finally:
         parts.close()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from catalog.files import read_catalog, read_contracts
-from projections.invoices import Invoicing
+from projections.invoices import Invoicing, writer_commits
 from proto.pulse.v1 import pulse_pb2
 from pulse.bootstrap import SAMPLE_CATALOG, billing_app
 from pulse.demo.client import IngestClient, make_pulse
@@ -93,7 +93,8 @@ def test_finalized_invoice_matches_independent_total_verifies_and_is_corrected(
         app = billing_app(pipeline.settings)
         app.apply_catalog(read_catalog(SAMPLE_CATALOG.read_text()))
         app.apply_contracts(read_contracts(contracts_file(tenant)))
-        invoicing = Invoicing(app, pipeline.parts.ledger, pipeline.parts.usage)
+        committed = writer_commits(pipeline.parts.log, pipeline.settings.kafka.writer_group)
+        invoicing = Invoicing(app, pipeline.parts.ledger, pipeline.parts.usage, committed)
         client = IngestClient(pipeline.target)
         assert {r.status for r in client.ingest(pulses + pulses[:4])} == {ACCEPTED}
         pipeline.wait_caught_up()

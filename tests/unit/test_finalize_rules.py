@@ -34,6 +34,7 @@ def invoicing(tmp_path: Path) -> Invoicing:
         app,
         SQLiteLedgerStore(tmp_path / "l.sqlite"),
         SQLiteUsageStore(tmp_path / "u.sqlite"),
+        lambda: {},
         clock=lambda: NOW,
     )
 

@@ -33,7 +33,8 @@ def client(tmp_path: Path) -> tuple[TestClient, Invoicing]:
     pulse = Pulse("p1", "acme", "compute.vcpu", Decimal(100), "vCPU-hour", HOUR)
     ledger.append([LedgerEvent.of(pulse, Position(0, 7), HOUR + timedelta(minutes=1))])
     project_hours([("acme", HOUR)], ledger, usage, units.get)
-    invoicing = Invoicing(app, ledger, usage)
+    # The writer group has committed past offset 7 (the next offset to read is 8).
+    invoicing = Invoicing(app, ledger, usage, lambda: {0: 8})
     return TestClient(create_app(ledger, usage, invoicing)), invoicing
 
 
