@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
 from catalog.billing import BillingApp
 from catalog.invoice import InvoiceDraft, canonical_json, correction, invoice_hash, note_kind
@@ -22,6 +22,9 @@ from projections.hourly import HourlyUsage, derive_hour
 from projections.ports import UsageStore
 
 Positions = dict[int, int]  # partition -> greatest offset included
+
+# Each failed attempt means another corrector recorded a note, so this bounds only contention.
+_CORRECTION_ATTEMPTS = 10
 
 WriterCommits = Callable[[], Mapping[int, int]]
 """The ledger writer group's committed offsets (PulseLog.committed): per partition, the next
@@ -166,7 +169,10 @@ class Invoicing:
             "products": self._app.product_versions(),
             "contract": contract_version,
         }
-        self._app.record_finalized(tenant_id, period, canonical_json(draft), digest, pins)
+        try:
+            self._app.record_finalized(tenant_id, period, canonical_json(draft), digest, pins)
+        except IntegrityError:  # another finalize of the period was recorded meanwhile
+            raise Conflict(f"invoice of {tenant_id} for {period} is already finalized") from None
         return draft, digest
 
     def verify(self, tenant_id: str, period: str) -> Verification:
@@ -180,8 +186,26 @@ class Invoicing:
 
     def correct(self, tenant_id: str, period: str) -> dict[str, Any] | None:
         """If the ledger now holds usage the last document of the period did not, records a
-        correction document (credit/debit note) with the difference per line and returns it."""
-        invoice = self._require(tenant_id, period)
+        correction document (credit/debit note) with the difference per line and returns it.
+
+        Safe beside other correctors (`pulse invoice correct` and the projector's hook): the
+        note is recorded on the invoice version it was computed from; if another note got
+        there first, the event store refuses this one and it is computed again from that
+        note, which usually leaves nothing to correct.
+        """
+        for _attempt in range(_CORRECTION_ATTEMPTS):
+            invoice = self._require(tenant_id, period)
+            try:
+                return self._correct(invoice)
+            except IntegrityError:
+                continue  # another corrector recorded a note on this version first
+        raise Unavailable(
+            f"invoice of {tenant_id} for {period}: other correctors kept recording notes "
+            f"first ({_CORRECTION_ATTEMPTS} attempts); try again"
+        )
+
+    def _correct(self, invoice: Any) -> dict[str, Any] | None:
+        tenant_id, period = invoice.tenant_id, invoice.period
         positions, products, contract = self._pinned(tenant_id, invoice.pins)
         if invoice.corrections:
             last = invoice.corrections[-1]["pins"]["positions"]

@@ -4,20 +4,24 @@ prefix): a writer commit between two hour reads must end up on the invoice or in
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from catalog.billing import BillingApp
 from catalog.files import read_catalog
+from kernel.errors import Conflict
 from ledger import codec
-from ledger.model import LedgerEvent, Pulse
+from ledger.model import LedgerEvent, Position, Pulse
 from ledger.ports import ConflictRecord, LedgerStore, OutgoingRecord, PulseLog
+from ledger.sqlite_store import SQLiteLedgerStore
 from ledger.writer import LedgerWriter, wait_until
 from projections.invoices import Invoicing, writer_commits
 from projections.sqlite import SQLiteUsageStore
@@ -171,3 +175,133 @@ def test_usage_committed_between_two_hour_reads_is_billed_once(
     verification = invoicing.verify(t, PERIOD)
     assert verification.ok, verification
     assert egress_gb(invoicing, t) == Decimal(521)
+
+
+# --- two correctors of one invoice: `pulse invoice correct` beside the projector's hook ------
+
+
+class RacingApp(BillingApp):
+    """The real billing app; its first correction waits at `barrier` until the other corrector
+    has computed its note too, so both record a note on the same invoice version."""
+
+    name = "billing"  # the same event store as BillingApp (eventsourcing names by class)
+    barrier: threading.Barrier
+
+    def record_correction(self, *args: Any, **kwargs: Any) -> None:
+        if not getattr(self, "raced", False):
+            self.raced = True
+            self.barrier.wait(timeout=30)
+        super().record_correction(*args, **kwargs)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("cql", marks=pytest.mark.servers)])
+def event_store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    if request.param == "sqlite":
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "b")}
+    host, port = request.getfixturevalue("cql_endpoint")
+    return {
+        "PERSISTENCE_MODULE": "eventstore_cql",
+        "CQL_CONTACT_POINTS": host,
+        "CQL_PORT": str(port),
+        "CQL_KEYSPACE": request.getfixturevalue("test_keyspace"),
+    }
+
+
+def test_two_concurrent_correctors_record_one_note_and_raise_nothing(
+    event_store_env: dict[str, str], tmp_path: Path
+) -> None:
+    # given: an invoice finalized over 10 GB, then 500 GB more durably written
+    tenant = f"race-{uuid.uuid4().hex[:8]}"
+    ledger = SQLiteLedgerStore(tmp_path / "ledger.sqlite")
+    usage = SQLiteUsageStore(tmp_path / "u.sqlite")
+    first = egress(tenant, "a", "10", H1)
+    late = egress(tenant, "late", "500", H2)
+    ledger.append([LedgerEvent.of(first, Position(0, 0), NOW)])
+    committed = {0: 1}
+    finalizer = BillingApp(env=event_store_env)
+    finalizer.apply_catalog(read_catalog(SAMPLE_CATALOG.read_text()))
+    Invoicing(finalizer, ledger, usage, lambda: committed, clock=lambda: NOW).finalize(
+        tenant, PERIOD
+    )
+    ledger.append([LedgerEvent.of(late, Position(0, 1), NOW)])
+    committed[0] = 2
+    barrier = threading.Barrier(2)
+    apps = [RacingApp(env=event_store_env), RacingApp(env=event_store_env)]
+    for app in apps:
+        app.barrier = barrier
+    operator, projector = (
+        Invoicing(app, ledger, usage, lambda: committed, clock=lambda: NOW) for app in apps
+    )
+    errors: list[BaseException] = []
+
+    def run(action: Callable[[], object]) -> None:
+        try:
+            action()
+        except BaseException as exc:  # the test reports what would have killed the thread
+            errors.append(exc)
+
+    # when: the operator's `invoice correct` and the projector's hook run at once
+    threads = [
+        threading.Thread(target=run, args=(lambda: operator.correct(tenant, PERIOD),)),
+        threading.Thread(target=run, args=(lambda: projector.correct_touched({(tenant, H2)}),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # then: nothing escaped, one note for the 500 GB, and the invoice verifies
+    assert errors == []
+    invoice = finalizer.invoice(tenant, PERIOD)
+    assert invoice is not None and len(invoice.corrections) == 1
+    assert egress_gb(operator, tenant) == Decimal(510)
+    assert operator.verify(tenant, PERIOD).ok
+    assert operator.correct(tenant, PERIOD) is None
+
+
+class RacingFinalizer(BillingApp):
+    """The real billing app; its finalize waits at `barrier` until the other one has derived
+    its invoice too."""
+
+    name = "billing"
+    barrier: threading.Barrier
+
+    def record_finalized(self, *args: Any, **kwargs: Any) -> Any:
+        self.barrier.wait(timeout=30)
+        return super().record_finalized(*args, **kwargs)
+
+
+def test_two_concurrent_finalizes_record_one_invoice_the_other_is_a_conflict(
+    tmp_path: Path,
+) -> None:
+    # given
+    tenant = f"race-{uuid.uuid4().hex[:8]}"
+    ledger = SQLiteLedgerStore(tmp_path / "ledger.sqlite")
+    usage = SQLiteUsageStore(tmp_path / "u.sqlite")
+    ledger.append([LedgerEvent.of(egress(tenant, "a", "10", H1), Position(0, 0), NOW)])
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "b")}
+    barrier = threading.Barrier(2)
+    apps = [RacingFinalizer(env=env), RacingFinalizer(env=env)]
+    apps[0].apply_catalog(read_catalog(SAMPLE_CATALOG.read_text()))
+    outcomes: list[object] = []
+
+    def finalize(app: RacingFinalizer) -> None:
+        app.barrier = barrier
+        service = Invoicing(app, ledger, usage, lambda: {0: 1}, clock=lambda: NOW)
+        try:
+            outcomes.append(service.finalize(tenant, PERIOD)[1])
+        except Exception as exc:
+            outcomes.append(exc)
+
+    # when
+    threads = [threading.Thread(target=finalize, args=(app,)) for app in apps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # then: one invoice; the other finalize is told so, in the Conflict category
+    digests = [o for o in outcomes if isinstance(o, str)]
+    conflicts = [o for o in outcomes if isinstance(o, Conflict)]
+    assert len(digests) == 1 and len(conflicts) == 1, outcomes
+    assert "already finalized" in str(conflicts[0])
