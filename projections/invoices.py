@@ -10,7 +10,14 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
 from catalog.billing import BillingApp
-from catalog.invoice import InvoiceDraft, canonical_json, correction, invoice_hash, note_kind
+from catalog.invoice import (
+    CorrectionNote,
+    InvoiceDraft,
+    Pins,
+    canonical_json,
+    correction_note,
+    invoice_hash,
+)
 from catalog.pricing import draft_invoice
 from catalog.pricing import period_bounds as pricing_period_bounds
 from catalog.terms import ContractTerms, ProductTerms
@@ -184,7 +191,7 @@ class Invoicing:
         derived = invoice_hash(draft_invoice(tenant_id, period, rows, products, contract))
         return Verification(derived == invoice.sha256, invoice.sha256, derived)
 
-    def correct(self, tenant_id: str, period: str) -> dict[str, Any] | None:
+    def correct(self, tenant_id: str, period: str) -> CorrectionNote | None:
         """If the ledger now holds usage the last document of the period did not, records a
         correction document (credit/debit note) with the difference per line and returns it.
 
@@ -204,12 +211,12 @@ class Invoicing:
             f"first ({_CORRECTION_ATTEMPTS} attempts); try again"
         )
 
-    def _correct(self, invoice: Any) -> dict[str, Any] | None:
+    def _correct(self, invoice: Any) -> CorrectionNote | None:
         tenant_id, period = invoice.tenant_id, invoice.period
         positions, products, contract = self._pinned(tenant_id, invoice.pins)
-        if invoice.corrections:
-            last = invoice.corrections[-1]["pins"]["positions"]
-            positions = {int(p): o for p, o in last.items()}
+        notes = invoice.notes()
+        if notes:
+            positions = dict(notes[-1].pins.positions)
         # Pinned before the read, never below the previous document (a replay can move the
         # writer's commits back; what they covered then is still in the ledger).
         pins = self._pin(at_least=positions)
@@ -221,31 +228,13 @@ class Invoicing:
         )
         rows = usage_of(hours, products, pins)
         revised = draft_invoice(tenant_id, period, rows, products, contract)
-        lines = correction(previous, revised)
-        if not lines:
-            return None
-        total = revised.total - previous.total
-        note = {
-            "document": canonical_json(revised),
-            "sha256": invoice_hash(revised),
-            "lines": [
-                {
-                    "sku": c.sku,
-                    "segment_start": c.segment_start.isoformat(),
-                    "kind": c.kind,
-                    "quantity_delta": plain(c.quantity_delta),
-                    "amount_delta": plain(c.amount_delta),
-                }
-                for c in lines
-            ],
-            "total": plain(total),
-            "pins": {**invoice.pins, "positions": _positions_doc(pins)},
-        }
-        self._app.record_correction(invoice, **note)
-        kind = {"debit": "debit note", "credit": "credit note", "none": "zero-sum note"}
-        return {**note, "kind": kind[note_kind(total)], "references": invoice.sha256}
+        pinned = Pins.from_doc({**invoice.pins, "positions": _positions_doc(pins)})
+        note = correction_note(invoice.sha256, previous, revised, pinned)
+        if note is not None:
+            self._app.record_correction(invoice, note)
+        return note
 
-    def correct_touched(self, touched: Iterable[tuple[str, datetime]]) -> list[dict[str, Any]]:
+    def correct_touched(self, touched: Iterable[tuple[str, datetime]]) -> list[CorrectionNote]:
         """Correction notes for the finalized periods that these tenant-hours fall in (the
         projector calls this after re-deriving hours, so late usage is noted at once)."""
         notes = []

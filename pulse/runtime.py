@@ -78,7 +78,7 @@ def start(
 
         def note_corrections(touched: set[tuple[str, datetime]]) -> None:
             for note in invoicing.correct_touched(touched):
-                log.info("%s issued: %s", note["kind"], note["references"][:16])
+                log.info("%s issued: %s", note.title, note.references[:16])
 
         projector = HourlyProjector(
             parts.log,

@@ -308,13 +308,13 @@ def invoice_correct(tenant: str, period: Period, embedded: Embedded = False) -> 
         console.print(f"{tenant} {period}: usage unchanged, no correction needed")
         return
     console.print(
-        f"{note['kind']} for {tenant} {period}, referencing invoice "
-        f"{note['references'][:16]}…: total {note['total']}"
+        f"{note.title} for {tenant} {period}, referencing invoice "
+        f"{note.references[:16]}…: total {plain(note.total)}"
     )
-    for line in note["lines"]:
+    for line in note.lines:
         console.print(
-            f"  {line['sku']} {line['kind']} from {line['segment_start']}: "
-            f"quantity {line['quantity_delta']}, amount {line['amount_delta']}"
+            f"  {line.sku} {line.kind} from {line.segment_start.isoformat()}: "
+            f"quantity {plain(line.quantity_delta)}, amount {plain(line.amount_delta)}"
         )
 
 

@@ -109,7 +109,7 @@ def test_finalized_invoice_matches_independent_total_verifies_and_is_corrected(
         pipeline.wait_caught_up()  # the projector notes corrections before it commits
         invoice = app.invoice(tenant, PERIOD)
         assert invoice is not None
-        notes = invoice.corrections
+        notes = invoice.notes()
         again = invoicing.correct(tenant, PERIOD)
         verified_after = invoicing.verify(tenant, PERIOD)
         lineage = invoicing.explain(tenant, PERIOD, "network.egress")
@@ -125,10 +125,10 @@ def test_finalized_invoice_matches_independent_total_verifies_and_is_corrected(
     [note] = notes
     assert again is None
     delta = expected_total(vcpu_hours, egress_gb + 100) - expected_total(vcpu_hours, egress_gb)
-    assert Decimal(note["total"]) == delta > 0
-    assert note["sha256"] != digest
-    [line] = note["lines"]
-    assert (line["sku"], Decimal(line["quantity_delta"])) == ("network.egress", Decimal(100))
+    assert note.total == delta > 0 and note.title == "debit note"
+    assert note.sha256 != digest and note.references == digest
+    [line] = note.lines
+    assert (line.sku, line.quantity_delta) == ("network.egress", Decimal(100))
     # lineage: the egress line's pulses, each with its ledger (Kafka) position, once
     assert sorted(r.pulse_id for r in lineage) == sorted(
         [f"eg-{d}" for d in range(0, 31, 3)] + ["eg-late"]

@@ -143,8 +143,8 @@ def egress_gb(invoicing: Invoicing, tenant: str) -> Decimal:
     total = sum(
         (Decimal(line["quantity"]) for line in json.loads(invoice.document)["lines"]), Decimal(0)
     )
-    for note in invoice.corrections:
-        total += sum((Decimal(line["quantity_delta"]) for line in note["lines"]), Decimal(0))
+    for note in invoice.notes():
+        total += sum((line.quantity_delta for line in note.lines), Decimal(0))
     return total
 
 
