@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,15 +101,28 @@ def ledger_usage(
     return usage_of(period_events(ledger, tenant_id, period), products, positions)
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _positions_doc(positions: Positions) -> dict[str, int]:
     return {str(p): o for p, o in sorted(positions.items())}
 
 
 @dataclass(frozen=True)
 class Verification:
-    ok: bool
+    """SHA-256s of a finalized invoice: `recorded` at finalization, `derived` again from the
+    ledger, `stored` of the document kept (what the API serves); `differs` names what does
+    not match `recorded` (and any correction note whose stored document is not its hash)."""
+
     recorded: str
     derived: str
+    stored: str
+    differs: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.differs
 
 
 @dataclass(frozen=True)
@@ -189,7 +203,18 @@ class Invoicing:
         positions, products, contract = self._pinned(tenant_id, invoice.pins)
         rows = ledger_usage(self._ledger, tenant_id, period, products, positions)
         derived = invoice_hash(draft_invoice(tenant_id, period, rows, products, contract))
-        return Verification(derived == invoice.sha256, invoice.sha256, derived)
+        stored = _sha256(invoice.document)
+        differs = [
+            name
+            for name, digest in (("re-derived invoice", derived), ("stored document", stored))
+            if digest != invoice.sha256
+        ]
+        differs.extend(
+            f"document of correction note {n}"
+            for n, note in enumerate(invoice.notes(), start=1)
+            if _sha256(note.document) != note.sha256
+        )
+        return Verification(invoice.sha256, derived, stored, tuple(differs))
 
     def correct(self, tenant_id: str, period: str) -> CorrectionNote | None:
         """If the ledger now holds usage the last document of the period did not, records a
@@ -278,9 +303,11 @@ class Invoicing:
 
     def finalized(self, tenant_id: str, period: str) -> Any:
         """The finalized Invoice aggregate of the period, or None."""
+        period_bounds(period)  # Invalid unless ASCII YYYY-MM: the invoice id is built from it
         return self._app.invoice(tenant_id, period)
 
     def _require(self, tenant_id: str, period: str) -> Any:
+        period_bounds(period)
         invoice = self._app.invoice(tenant_id, period)
         if invoice is None:
             raise NotFound(f"no finalized invoice of {tenant_id} for {period}")

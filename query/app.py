@@ -84,7 +84,10 @@ def create_app(
     @app.get("/v1/tenants/{tenant_id}/invoices/{period}")
     def invoice_final(tenant_id: str, period: str, invoices: Invoices) -> dict[str, Any]:
         """The finalized invoice with its SHA-256 and any correction notes since."""
-        invoice = invoices.finalized(tenant_id, period)
+        try:
+            invoice = invoices.finalized(tenant_id, period)
+        except Invalid as exc:
+            raise HTTPException(422, str(exc)) from None
         if invoice is None:
             raise HTTPException(404, f"no finalized invoice of {tenant_id!r} for {period!r}")
         return {

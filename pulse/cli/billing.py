@@ -292,7 +292,10 @@ def invoice_verify(tenant: str, period: Period, embedded: Embedded = False) -> N
     if result.ok:
         console.print(f"verified: {tenant} {period} re-derives to sha256 {result.recorded}")
         return
-    err.print(f"[red]MISMATCH:[/] recorded {result.recorded}, re-derived {result.derived}")
+    err.print(
+        f"[red]MISMATCH[/] ({', '.join(result.differs)}): recorded {result.recorded}, "
+        f"re-derived {result.derived}, stored document {result.stored}"
+    )
     raise typer.Exit(1)
 
 

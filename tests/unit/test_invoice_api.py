@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from catalog.billing import BillingApp
@@ -65,11 +66,12 @@ def test_finalized_invoice_is_404_until_finalized_then_served_with_its_hash(
     assert found.json()["pins"]["positions"] == {"0": 7}
 
 
-def test_a_malformed_period_is_422_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", ["october/draft", "\uff12\uff10\uff12\uff16-10"])
+def test_a_malformed_period_is_422_naming_it(tmp_path: Path, path: str) -> None:
     # given
     api, _ = client(tmp_path)
     # when
-    response = api.get("/v1/tenants/acme/invoices/october/draft")
+    response = api.get(f"/v1/tenants/acme/invoices/{path}")
     # then
     assert response.status_code == 422
-    assert "october" in response.json()["detail"]
+    assert response.json()["detail"].startswith("period: ")
