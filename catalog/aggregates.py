@@ -7,6 +7,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from catalog.invoice import CorrectionNote
 from catalog.terms import ContractTerms, ContractVersion, ProductTerms
 from catalog.terms_codec import Doc, contract_version_of, plan_version_of
 
@@ -138,3 +139,7 @@ class Invoice(Aggregate):
         self.corrections.append(
             {"document": document, "sha256": sha256, "lines": lines, "total": total, "pins": pins}
         )
+
+    def notes(self) -> tuple[CorrectionNote, ...]:
+        """The correction notes recorded since finalization, oldest first."""
+        return tuple(CorrectionNote.from_payload(c, self.sha256) for c in self.corrections)

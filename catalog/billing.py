@@ -30,6 +30,7 @@ from catalog.aggregates import (
     invoice_id,
     product_id,
 )
+from catalog.invoice import CorrectionNote
 from catalog.terms import ContractTerms, ProductTerms
 from catalog.terms_codec import contract_version_doc, plan_version_doc
 from kernel.errors import Conflict, LedgerError, Unavailable
@@ -188,8 +189,10 @@ class BillingApp(Application[UUID]):
         self.save(invoice)
         return invoice
 
-    def record_correction(self, invoice: Invoice, **note: Any) -> None:
-        invoice.correct(**note)
+    def record_correction(self, invoice: Invoice, note: CorrectionNote) -> None:
+        """Records `note` on `invoice` as of the version it was read at: if another note was
+        recorded since, the event store refuses this one (IntegrityError)."""
+        invoice.correct(**note.payload())
         self.save(invoice)
 
     # ----- helpers -----------------------------------------------------------------------

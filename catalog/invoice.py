@@ -13,18 +13,21 @@ A correction (DESIGN pricing rule 10, invariant 8) is the difference of two draf
 tenant and period, line by line: lines are matched on (sku, segment_start, kind) and a line
 present on one side only counts fully. A positive total is a debit note, a negative one a
 credit note.
+
+A recorded note is a `CorrectionNote`; its `payload()` is the stored form (the invoice's
+`Corrected` event, unchanged since the first notes were recorded, so older events load).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from catalog.terms import PlanKind
 from kernel.decimals import EXACT, plain
@@ -121,6 +124,133 @@ class CorrectionLine:
     kind: LineKind
     quantity_delta: Decimal
     amount_delta: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Pins:
+    """What a document was derived from: ledger `positions` (partition, greatest offset
+    covered; DESIGN invariant 10) and the catalog `products` and `contract` aggregate versions
+    it was priced with."""
+
+    positions: tuple[tuple[int, int], ...]
+    products: tuple[tuple[str, int], ...]
+    contract: int | None
+
+    def doc(self) -> dict[str, Any]:
+        """The stored form: JSON object keys are text, so partitions are too."""
+        return {
+            "positions": {str(p): o for p, o in self.positions},
+            "products": dict(self.products),
+            "contract": self.contract,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Pins:
+        contract = doc["contract"]
+        return cls(
+            tuple(sorted((int(p), int(o)) for p, o in doc["positions"].items())),
+            tuple(sorted((str(s), int(v)) for s, v in doc["products"].items())),
+            None if contract is None else int(contract),
+        )
+
+
+_NOTE_TITLES: dict[str, str] = {
+    "debit": "debit note",
+    "credit": "credit note",
+    "none": "zero-sum note",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionNote:
+    """A credit or debit note of a finalized invoice (invariant 8): the `revised` document,
+    its differences to the previous document line by line, and what it was derived from.
+
+    `references` is the SHA-256 of the finalized invoice it corrects; `total` the exact sum
+    of the line differences.
+    """
+
+    references: str
+    document: str  # canonical_json of the revised invoice
+    sha256: str  # invoice_hash of the revised invoice
+    lines: tuple[CorrectionLine, ...]
+    total: Decimal
+    pins: Pins
+
+    @property
+    def kind(self) -> NoteKind:
+        return note_kind(self.total)
+
+    @property
+    def title(self) -> str:
+        """What the note is issued as: "debit note", "credit note" or "zero-sum note"."""
+        return _NOTE_TITLES[self.kind]
+
+    def payload(self) -> dict[str, Any]:
+        """The stored form (the invoice's Corrected event): Decimals as plain text, times as
+        ISO-8601; the reference is the invoice itself, so it is not stored."""
+        return {
+            "document": self.document,
+            "sha256": self.sha256,
+            "lines": [
+                {
+                    "sku": c.sku,
+                    "segment_start": c.segment_start.isoformat(),
+                    "kind": c.kind,
+                    "quantity_delta": plain(c.quantity_delta),
+                    "amount_delta": plain(c.amount_delta),
+                }
+                for c in self.lines
+            ],
+            "total": plain(self.total),
+            "pins": self.pins.doc(),
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any], references: str) -> CorrectionNote:
+        """The note of a stored Corrected event of the invoice whose SHA-256 is `references`."""
+        lines = tuple(
+            CorrectionLine(
+                line["sku"],
+                datetime.fromisoformat(line["segment_start"]),
+                line["kind"],
+                Decimal(line["quantity_delta"]),
+                Decimal(line["amount_delta"]),
+            )
+            for line in payload["lines"]
+        )
+        return cls(
+            references,
+            payload["document"],
+            payload["sha256"],
+            lines,
+            Decimal(payload["total"]),
+            Pins.from_doc(payload["pins"]),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The note as shown by the API and `--json`: the stored form without the document,
+        with its kind and reference."""
+        out = self.payload()
+        del out["document"]
+        return out | {"kind": self.kind, "title": self.title, "references": self.references}
+
+    def canonical_json(self) -> str:
+        """summary() serialized canonically (sorted keys, no whitespace)."""
+        return json.dumps(self.summary(), sort_keys=True, separators=(",", ":"))
+
+
+def correction_note(
+    references: str, previous: InvoiceDraft, revised: InvoiceDraft, pins: Pins
+) -> CorrectionNote | None:
+    """The note turning `previous` into `revised`, or None when no line changed."""
+    lines = correction(previous, revised)
+    if not lines:
+        return None
+    total = EXACT.subtract(revised.total, previous.total)
+    return CorrectionNote(
+        references, canonical_json(revised), invoice_hash(revised), lines, total, pins
+    )
 
 
 def line_order(key: tuple[str, datetime, LineKind]) -> tuple[bool, str, int, datetime]:

@@ -67,7 +67,9 @@ from catalog.terms import (
 )
 from kernel.decimals import EXACT, STRICT, ZERO, exact_sum
 
-_PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+# [0-9], not \d: \d also matches other scripts' digits (fullwidth, Arabic-Indic...), and a
+# month must have one spelling, since the invoice id is derived from it.
+_PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 def round_line(amount: Decimal, currency: str) -> Decimal:
@@ -80,7 +82,7 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
     """[start, end) of a "YYYY-MM" billing period: the calendar month in UTC."""
     match = _PERIOD.fullmatch(period)
     if match is None:
-        raise ValueError(f"period {period!r} is not YYYY-MM, e.g. 2024-05")
+        raise ValueError(f"period: {period!r} is not YYYY-MM in ASCII digits, e.g. 2024-05")
     year, month = int(match[1]), int(match[2])
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)

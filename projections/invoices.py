@@ -2,26 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError
-
 from catalog.billing import BillingApp
-from catalog.invoice import InvoiceDraft, canonical_json, correction, invoice_hash, note_kind
+from catalog.invoice import (
+    CorrectionNote,
+    InvoiceDraft,
+    Pins,
+    canonical_json,
+    correction_note,
+    invoice_hash,
+)
 from catalog.pricing import draft_invoice
 from catalog.pricing import period_bounds as pricing_period_bounds
 from catalog.terms import ContractTerms, ProductTerms
 from kernel.decimals import plain
 from kernel.errors import Conflict, Invalid, NotFound, Unavailable
 from ledger.model import LedgerEvent
-from ledger.ports import LedgerStore
+from ledger.ports import LedgerStore, PulseLog
 from projections.hourly import HourlyUsage, derive_hour
 from projections.ports import UsageStore
 
 Positions = dict[int, int]  # partition -> greatest offset included
+
+# Each failed attempt means another corrector recorded a note, so this bounds only contention.
+_CORRECTION_ATTEMPTS = 10
+
+WriterCommits = Callable[[], Mapping[int, int]]
+"""The ledger writer group's committed offsets (PulseLog.committed): per partition, the next
+offset the writer will read — everything below it is durably in the ledger."""
+
+
+def writer_commits(log: PulseLog, group: str) -> WriterCommits:
+    """What `Invoicing` pins positions from: the committed offsets of the writer `group`."""
+    return lambda: log.committed(group)
+
+
+def covered_by(committed: Mapping[int, int]) -> Positions:
+    """The greatest offset per partition that the writer has durably stored: a committed
+    offset is the next one to read, so it covers the one before; a partition without a commit
+    covers nothing."""
+    return {p: o - 1 for p, o in committed.items() if o > 0}
 
 
 def period_bounds(period: str) -> tuple[datetime, datetime]:
@@ -32,15 +57,18 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
         raise Invalid(str(exc)) from None
 
 
-def _within(event: LedgerEvent, positions: Positions | None) -> bool:
-    if positions is None:
-        return True
+def _within(event: LedgerEvent, positions: Positions) -> bool:
     limit = positions.get(event.position.partition)
     return limit is not None and event.position.offset <= limit
 
 
 def period_events(ledger: LedgerStore, tenant_id: str, period: str) -> list[list[LedgerEvent]]:
-    """The tenant's ledger events of the period, one list per UTC hour that holds any."""
+    """The tenant's ledger events of the period, one list per UTC hour that holds any.
+
+    Each hour is its own read, so the lists are no snapshot: events keep arriving while they
+    are read. Callers fix their positions *before* this read and keep only what is at or below
+    them (DESIGN invariant 10): everything up to a writer commit is in the ledger by then.
+    """
     start, end = period_bounds(period)
     return [
         ledger.events_in_hour(tenant_id, hour)
@@ -50,22 +78,14 @@ def period_events(ledger: LedgerStore, tenant_id: str, period: str) -> list[list
 
 
 def usage_of(
-    hours: list[list[LedgerEvent]],
-    products: dict[str, ProductTerms],
-    positions: Positions | None = None,
-) -> tuple[list[HourlyUsage], Positions]:
-    """Hourly usage derived from ledger events — as known at `positions` when given — and the
-    greatest position of each partition it includes."""
+    hours: list[list[LedgerEvent]], products: dict[str, ProductTerms], positions: Positions
+) -> list[HourlyUsage]:
+    """Hourly usage derived from the ledger events at or below `positions`."""
     units = {sku: p.billing_unit for sku, p in products.items()}
     rows: list[HourlyUsage] = []
-    covered: Positions = {}
     for hour in hours:
-        events = [e for e in hour if _within(e, positions)]
-        for e in events:
-            p = e.position.partition
-            covered[p] = max(covered.get(p, -1), e.position.offset)
-        rows.extend(derive_hour(events, units.get))
-    return rows, covered
+        rows.extend(derive_hour([e for e in hour if _within(e, positions)], units.get))
+    return rows
 
 
 def ledger_usage(
@@ -73,17 +93,34 @@ def ledger_usage(
     tenant_id: str,
     period: str,
     products: dict[str, ProductTerms],
-    positions: Positions | None = None,
-) -> tuple[list[HourlyUsage], Positions]:
-    """usage_of the period's ledger events."""
+    positions: Positions,
+) -> list[HourlyUsage]:
+    """usage_of the period's ledger events; `positions` must have been fixed before this call."""
     return usage_of(period_events(ledger, tenant_id, period), products, positions)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _positions_doc(positions: Positions) -> dict[str, int]:
+    return {str(p): o for p, o in sorted(positions.items())}
 
 
 @dataclass(frozen=True)
 class Verification:
-    ok: bool
+    """SHA-256s of a finalized invoice: `recorded` at finalization, `derived` again from the
+    ledger, `stored` of the document kept (what the API serves); `differs` names what does
+    not match `recorded` (and any correction note whose stored document is not its hash)."""
+
     recorded: str
     derived: str
+    stored: str
+    differs: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.differs
 
 
 @dataclass(frozen=True)
@@ -97,13 +134,18 @@ class LineageRow:
 
 
 class Invoicing:
+    """The billing use cases. `writer_committed` tells how far the ledger writer has durably
+    written (see `writer_commits`): finalize and correct pin their positions from it."""
+
     def __init__(
         self,
         app: BillingApp,
         ledger: LedgerStore,
         usage: UsageStore,
+        writer_committed: WriterCommits,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._writer_committed = writer_committed
         self._clock = clock
         self._app = app
         self._ledger = ledger
@@ -135,15 +177,21 @@ class Invoicing:
             )
         products = self._app.products()
         contract, contract_version = self._contract(tenant_id)
-        rows, covered = ledger_usage(self._ledger, tenant_id, period, products)
+        # Positions first, then the reads: an event below a pin that the hour-by-hour reads
+        # missed would be on no invoice and in no note (invariant 10).
+        positions = self._pin()
+        rows = ledger_usage(self._ledger, tenant_id, period, products, positions)
         draft = draft_invoice(tenant_id, period, rows, products, contract)
         digest = invoice_hash(draft)
         pins = {
-            "positions": {str(p): o for p, o in sorted(covered.items())},
+            "positions": _positions_doc(positions),
             "products": self._app.product_versions(),
             "contract": contract_version,
         }
-        self._app.record_finalized(tenant_id, period, canonical_json(draft), digest, pins)
+        try:
+            self._app.record_finalized(tenant_id, period, canonical_json(draft), digest, pins)
+        except Conflict:  # another finalize of the period was recorded meanwhile
+            raise Conflict(f"invoice of {tenant_id} for {period} is already finalized") from None
         return draft, digest
 
     def verify(self, tenant_id: str, period: str) -> Verification:
@@ -151,66 +199,80 @@ class Invoicing:
         the catalog and contract versions it used, and compares the SHA-256."""
         invoice = self._require(tenant_id, period)
         positions, products, contract = self._pinned(tenant_id, invoice.pins)
-        rows, _ = ledger_usage(self._ledger, tenant_id, period, products, positions)
+        rows = ledger_usage(self._ledger, tenant_id, period, products, positions)
         derived = invoice_hash(draft_invoice(tenant_id, period, rows, products, contract))
-        return Verification(derived == invoice.sha256, invoice.sha256, derived)
+        stored = _sha256(invoice.document)
+        differs = [
+            name
+            for name, digest in (("re-derived invoice", derived), ("stored document", stored))
+            if digest != invoice.sha256
+        ]
+        differs.extend(
+            f"document of correction note {n}"
+            for n, note in enumerate(invoice.notes(), start=1)
+            if _sha256(note.document) != note.sha256
+        )
+        return Verification(invoice.sha256, derived, stored, tuple(differs))
 
-    def correct(self, tenant_id: str, period: str) -> dict[str, Any] | None:
+    def correct(self, tenant_id: str, period: str) -> CorrectionNote | None:
         """If the ledger now holds usage the last document of the period did not, records a
-        correction document (credit/debit note) with the difference per line and returns it."""
-        invoice = self._require(tenant_id, period)
+        correction document (credit/debit note) with the difference per line and returns it.
+
+        Safe beside other correctors (`pulse invoice correct` and the projector's hook): the
+        note is recorded on the invoice version it was computed from; if another note got
+        there first, the event store refuses this one and it is computed again from that
+        note, which usually leaves nothing to correct.
+        """
+        for _attempt in range(_CORRECTION_ATTEMPTS):
+            invoice = self._require(tenant_id, period)
+            try:
+                return self._correct(invoice)
+            except Conflict:
+                continue  # another corrector recorded a note on this version first
+        raise Unavailable(
+            f"invoice of {tenant_id} for {period}: other correctors kept recording notes "
+            f"first ({_CORRECTION_ATTEMPTS} attempts); try again"
+        )
+
+    def _correct(self, invoice: Any) -> CorrectionNote | None:
+        tenant_id, period = invoice.tenant_id, invoice.period
         positions, products, contract = self._pinned(tenant_id, invoice.pins)
-        if invoice.corrections:
-            last = invoice.corrections[-1]["pins"]["positions"]
-            positions = {int(p): o for p, o in last.items()}
+        notes = invoice.notes()
+        if notes:
+            positions = dict(notes[-1].pins.positions)
+        # Pinned before the read, never below the previous document (a replay can move the
+        # writer's commits back; what they covered then is still in the ledger).
+        pins = self._pin(at_least=positions)
         # The previous document is re-derived (reproducibly, see verify) rather than parsed,
         # from the same read of the ledger as the revision.
         hours = period_events(self._ledger, tenant_id, period)
-        before, _ = usage_of(hours, products, positions)
-        previous = draft_invoice(tenant_id, period, before, products, contract)
-        rows, covered = usage_of(hours, products)
+        previous = draft_invoice(
+            tenant_id, period, usage_of(hours, products, positions), products, contract
+        )
+        rows = usage_of(hours, products, pins)
         revised = draft_invoice(tenant_id, period, rows, products, contract)
-        lines = correction(previous, revised)
-        if not lines:
-            return None
-        total = revised.total - previous.total
-        note = {
-            "document": canonical_json(revised),
-            "sha256": invoice_hash(revised),
-            "lines": [
-                {
-                    "sku": c.sku,
-                    "segment_start": c.segment_start.isoformat(),
-                    "kind": c.kind,
-                    "quantity_delta": plain(c.quantity_delta),
-                    "amount_delta": plain(c.amount_delta),
-                }
-                for c in lines
-            ],
-            "total": plain(total),
-            "pins": {**invoice.pins, "positions": {str(p): o for p, o in sorted(covered.items())}},
-        }
-        self._app.record_correction(invoice, **note)
-        kind = {"debit": "debit note", "credit": "credit note", "none": "zero-sum note"}
-        return {**note, "kind": kind[note_kind(total)], "references": invoice.sha256}
+        pinned = Pins.from_doc({**invoice.pins, "positions": _positions_doc(pins)})
+        note = correction_note(invoice.sha256, previous, revised, pinned)
+        if note is not None:
+            self._app.record_correction(invoice, note)
+        return note
 
-    def correct_touched(self, touched: Iterable[tuple[str, datetime]]) -> list[dict[str, Any]]:
+    def correct_touched(self, touched: Iterable[tuple[str, datetime]]) -> list[CorrectionNote]:
         """Correction notes for the finalized periods that these tenant-hours fall in (the
         projector calls this after re-deriving hours, so late usage is noted at once)."""
         notes = []
         # Only ended months can be finalized: hours of the running month (all live traffic)
         # need no look-up in the event store.
         now = self._clock()
-        try:
-            for tenant, period in sorted({(t, f"{h:%Y-%m}") for t, h in touched}):
-                if period_bounds(period)[1] > now:
-                    continue
-                if self._app.invoice(tenant, period) is not None:
-                    note = self.correct(tenant, period)
-                    if note is not None:
-                        notes.append(note)
-        except (OperationalError, InterfaceError) as exc:  # the event store: transient
-            raise Unavailable(f"event store: {exc}") from exc
+        # The billing app raises Unavailable for a transient event-store error: the projector
+        # retries its batch.
+        for tenant, period in sorted({(t, f"{h:%Y-%m}") for t, h in touched}):
+            if period_bounds(period)[1] > now:
+                continue
+            if self._app.invoice(tenant, period) is not None:
+                note = self.correct(tenant, period)
+                if note is not None:
+                    notes.append(note)
         return notes
 
     def explain(self, tenant_id: str, period: str, sku: str) -> list[LineageRow]:
@@ -238,13 +300,22 @@ class Invoicing:
 
     def finalized(self, tenant_id: str, period: str) -> Any:
         """The finalized Invoice aggregate of the period, or None."""
+        period_bounds(period)  # Invalid unless ASCII YYYY-MM: the invoice id is built from it
         return self._app.invoice(tenant_id, period)
 
     def _require(self, tenant_id: str, period: str) -> Any:
+        period_bounds(period)
         invoice = self._app.invoice(tenant_id, period)
         if invoice is None:
             raise NotFound(f"no finalized invoice of {tenant_id} for {period}")
         return invoice
+
+    def _pin(self, at_least: Positions | None = None) -> Positions:
+        """Positions fixed from the writer's commits now, raised to `at_least` per partition."""
+        pins = covered_by(self._writer_committed())
+        for partition, offset in (at_least or {}).items():
+            pins[partition] = max(pins.get(partition, -1), offset)
+        return pins
 
     def _pinned(
         self, tenant_id: str, pins: dict[str, Any]

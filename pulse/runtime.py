@@ -67,13 +67,18 @@ def start(
         )
         running.threads.append(_thread("writer", writer.run))
     if "projector" in roles:
-        from projections.invoices import Invoicing
+        from projections.invoices import Invoicing, writer_commits
 
-        invoicing = Invoicing(parts.billing, parts.ledger, parts.usage)
+        invoicing = Invoicing(
+            parts.billing,
+            parts.ledger,
+            parts.usage,
+            writer_commits(parts.log, settings.kafka.writer_group),
+        )
 
         def note_corrections(touched: set[tuple[str, datetime]]) -> None:
             for note in invoicing.correct_touched(touched):
-                log.info("%s issued: %s", note["kind"], note["references"][:16])
+                log.info("%s issued: %s", note.title, note.references[:16])
 
         projector = HourlyProjector(
             parts.log,
@@ -123,9 +128,14 @@ class ApiServer:
 
 
 def start_api(settings: Settings, parts: Parts) -> ApiServer:
-    from projections.invoices import Invoicing
+    from projections.invoices import Invoicing, writer_commits
 
-    invoicing = Invoicing(parts.billing, parts.ledger, parts.usage)
+    invoicing = Invoicing(
+        parts.billing,
+        parts.ledger,
+        parts.usage,
+        writer_commits(parts.log, settings.kafka.writer_group),
+    )
     config = uvicorn.Config(
         create_app(parts.ledger, parts.usage, invoicing),
         host=settings.api.host,

@@ -90,9 +90,7 @@ def create_app(
             "invoice": json.loads(invoice.document),
             "sha256": invoice.sha256,
             "pins": invoice.pins,
-            "corrections": [
-                {k: v for k, v in c.items() if k != "document"} for c in invoice.corrections
-            ],
+            "corrections": [note.summary() for note in invoice.notes()],
         }
 
     @app.get("/healthz")

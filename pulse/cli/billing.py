@@ -14,6 +14,7 @@ from rich.table import Table
 
 from catalog.files import FileProblems, read_catalog, read_contracts
 from catalog.invoice import InvoiceDraft
+from kernel.decimals import plain
 from kernel.errors import Invalid, NotFound
 from pulse.cli.common import Embedded, console, err, settings
 from pulse.cli.render import contract_text, invoice_table, plan_text, unpriced_lines
@@ -134,12 +135,14 @@ def _day(text: str | None) -> date:
 @contextmanager
 def _invoicing(embedded: bool) -> Iterator[Invoicing]:
     """The invoicing use cases over this backend's adapters, released on exit."""
-    from projections.invoices import Invoicing
+    from projections.invoices import Invoicing, writer_commits
     from pulse.bootstrap import build
 
-    parts = build(settings(embedded))
+    chosen = settings(embedded)
+    parts = build(chosen)
     try:
-        yield Invoicing(parts.billing, parts.ledger, parts.usage)
+        committed = writer_commits(parts.log, chosen.kafka.writer_group)
+        yield Invoicing(parts.billing, parts.ledger, parts.usage, committed)
     finally:
         parts.close()
 
@@ -196,7 +199,10 @@ def invoice_verify(tenant: str, period: Period, embedded: Embedded = False) -> N
     if result.ok:
         console.print(f"verified: {tenant} {period} re-derives to sha256 {result.recorded}")
         return
-    err.print(f"[red]MISMATCH:[/] recorded {result.recorded}, re-derived {result.derived}")
+    err.print(
+        f"[red]MISMATCH[/] ({', '.join(result.differs)}): recorded {result.recorded}, "
+        f"re-derived {result.derived}, stored document {result.stored}"
+    )
     raise typer.Exit(1)
 
 
@@ -212,13 +218,13 @@ def invoice_correct(tenant: str, period: Period, embedded: Embedded = False) -> 
         console.print(f"{tenant} {period}: usage unchanged, no correction needed")
         return
     console.print(
-        f"{note['kind']} for {tenant} {period}, referencing invoice "
-        f"{note['references'][:16]}…: total {note['total']}"
+        f"{note.title} for {tenant} {period}, referencing invoice "
+        f"{note.references[:16]}…: total {plain(note.total)}"
     )
-    for line in note["lines"]:
+    for line in note.lines:
         console.print(
-            f"  {line['sku']} {line['kind']} from {line['segment_start']}: "
-            f"quantity {line['quantity_delta']}, amount {line['amount_delta']}"
+            f"  {line.sku} {line.kind} from {line.segment_start.isoformat()}: "
+            f"quantity {plain(line.quantity_delta)}, amount {plain(line.amount_delta)}"
         )
 
 

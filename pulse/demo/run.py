@@ -91,7 +91,7 @@ def _drive(console: Console, settings: Settings, parts: Parts, port: int) -> int
 def _print_invoices(console: Console, settings: Settings, parts: Parts, period: str) -> None:
     """Applies the sample catalog and contracts as recorded events, then drafts invoices."""
     from catalog.files import read_catalog, read_contracts
-    from projections.invoices import Invoicing
+    from projections.invoices import Invoicing, writer_commits
     from pulse.bootstrap import SAMPLE_CATALOG
     from pulse.cli.render import invoice_table
 
@@ -103,7 +103,8 @@ def _print_invoices(console: Console, settings: Settings, parts: Parts, period: 
         "and package plans, a mid-month price change; contracts: acme with discounts and a "
         "free allowance, globex with a price override and a committed spend)"
     )
-    invoicing = Invoicing(app, parts.ledger, parts.usage)
+    committed = writer_commits(parts.log, settings.kafka.writer_group)
+    invoicing = Invoicing(app, parts.ledger, parts.usage, committed)
     for tenant in TENANTS:
         draft = invoicing.draft(tenant, period)
         console.print(invoice_table(draft))

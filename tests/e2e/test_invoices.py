@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from catalog.files import read_catalog, read_contracts
-from projections.invoices import Invoicing
+from projections.invoices import Invoicing, writer_commits
 from proto.pulse.v1 import pulse_pb2
 from pulse.bootstrap import SAMPLE_CATALOG, billing_app
 from pulse.demo.client import IngestClient, make_pulse
@@ -93,7 +93,8 @@ def test_finalized_invoice_matches_independent_total_verifies_and_is_corrected(
         app = billing_app(pipeline.settings)
         app.apply_catalog(read_catalog(SAMPLE_CATALOG.read_text()))
         app.apply_contracts(read_contracts(contracts_file(tenant)))
-        invoicing = Invoicing(app, pipeline.parts.ledger, pipeline.parts.usage)
+        committed = writer_commits(pipeline.parts.log, pipeline.settings.kafka.writer_group)
+        invoicing = Invoicing(app, pipeline.parts.ledger, pipeline.parts.usage, committed)
         client = IngestClient(pipeline.target)
         assert {r.status for r in client.ingest(pulses + pulses[:4])} == {ACCEPTED}
         pipeline.wait_caught_up()
@@ -108,7 +109,7 @@ def test_finalized_invoice_matches_independent_total_verifies_and_is_corrected(
         pipeline.wait_caught_up()  # the projector notes corrections before it commits
         invoice = app.invoice(tenant, PERIOD)
         assert invoice is not None
-        notes = invoice.corrections
+        notes = invoice.notes()
         again = invoicing.correct(tenant, PERIOD)
         verified_after = invoicing.verify(tenant, PERIOD)
         lineage = invoicing.explain(tenant, PERIOD, "network.egress")
@@ -124,10 +125,10 @@ def test_finalized_invoice_matches_independent_total_verifies_and_is_corrected(
     [note] = notes
     assert again is None
     delta = expected_total(vcpu_hours, egress_gb + 100) - expected_total(vcpu_hours, egress_gb)
-    assert Decimal(note["total"]) == delta > 0
-    assert note["sha256"] != digest
-    [line] = note["lines"]
-    assert (line["sku"], Decimal(line["quantity_delta"])) == ("network.egress", Decimal(100))
+    assert note.total == delta > 0 and note.title == "debit note"
+    assert note.sha256 != digest and note.references == digest
+    [line] = note.lines
+    assert (line.sku, line.quantity_delta) == ("network.egress", Decimal(100))
     # lineage: the egress line's pulses, each with its ledger (Kafka) position, once
     assert sorted(r.pulse_id for r in lineage) == sorted(
         [f"eg-{d}" for d in range(0, 31, 3)] + ["eg-late"]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from catalog.billing import BillingApp
@@ -33,7 +34,8 @@ def client(tmp_path: Path) -> tuple[TestClient, Invoicing]:
     pulse = Pulse("p1", "acme", "compute.vcpu", Decimal(100), "vCPU-hour", HOUR)
     ledger.append([LedgerEvent.of(pulse, Position(0, 7), HOUR + timedelta(minutes=1))])
     project_hours([("acme", HOUR)], ledger, usage, units.get)
-    invoicing = Invoicing(app, ledger, usage)
+    # The writer group has committed past offset 7 (the next offset to read is 8).
+    invoicing = Invoicing(app, ledger, usage, lambda: {0: 8})
     return TestClient(create_app(ledger, usage, invoicing)), invoicing
 
 
@@ -64,11 +66,12 @@ def test_finalized_invoice_is_404_until_finalized_then_served_with_its_hash(
     assert found.json()["pins"]["positions"] == {"0": 7}
 
 
-def test_a_malformed_period_is_422_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", ["october/draft", "\uff12\uff10\uff12\uff16-10"])
+def test_a_malformed_period_is_422_naming_it(tmp_path: Path, path: str) -> None:
     # given
     api, _ = client(tmp_path)
     # when
-    response = api.get("/v1/tenants/acme/invoices/october/draft")
+    response = api.get(f"/v1/tenants/acme/invoices/{path}")
     # then
     assert response.status_code == 422
-    assert "october" in response.json()["detail"]
+    assert response.json()["detail"].startswith("period: ")
