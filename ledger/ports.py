@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -75,6 +75,34 @@ class LogConsumer(Protocol):
 
     def seek(self, positions: Sequence[Position]) -> None:
         """Next poll starts at these positions (replay)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LogHistory(Protocol):
+    """The pulse log read as history, outside every consumer group: replay, reconcile, audits.
+
+    Reading never commits offsets and never joins a group, so it cannot disturb the live
+    writer or projector.
+    """
+
+    def bounds(self) -> dict[int, tuple[int, int]]:
+        """Per partition: (first offset still kept after retention, one past the last)."""
+        ...
+
+    def offsets_at(self, moment: datetime) -> dict[int, int]:
+        """Per partition, the first offset whose arrival time is at or after `moment` (the end
+        offset when there is none)."""
+        ...
+
+    def read(
+        self, start: Mapping[int, int], end: Mapping[int, int], batch: int = 5000
+    ) -> Iterator[list[LogRecord]]:
+        """Records from start[p] (inclusive) to end[p] (exclusive) of each partition in
+        `start`, in offset order per partition, a batch at a time; ends when every partition
+        reached its end or its last record (a partition absent from `end` is read to the end
+        as it was when reading began)."""
         ...
 
     def close(self) -> None: ...

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ledger.ports import LedgerStore, PulseLog
+from ledger.ports import LedgerStore, LogHistory, PulseLog
 from projections.ports import UsageStore
 from pulse.settings import CqlSettings, KafkaSettings
 
@@ -55,6 +55,30 @@ def pulse_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PulseL
 
         log = KafkaPulseLog(kafka_settings(request.getfixturevalue("kafka_bootstrap")).config())
     yield log
+    log.close()
+
+
+@pytest.fixture(params=LOG_BACKENDS)
+def log_with_history(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[PulseLog, LogHistory]]:
+    """A pulse log and a history reader on the same topic (or file)."""
+    log: PulseLog
+    history: LogHistory
+    if request.param == "sqlite":
+        from ledger.sqlite import SQLitePulseLog
+        from ledger.sqlite_history import SQLiteLogHistory
+
+        log = SQLitePulseLog(tmp_path / "log.sqlite", partitions=3)
+        history = SQLiteLogHistory(tmp_path / "log.sqlite", partitions=3)
+    else:
+        from ledger.kafka import KafkaPulseLog
+        from ledger.kafka_history import KafkaLogHistory
+
+        config = kafka_settings(request.getfixturevalue("kafka_bootstrap")).config()
+        log, history = KafkaPulseLog(config), KafkaLogHistory(config)
+    yield log, history
+    history.close()
     log.close()
 
 
