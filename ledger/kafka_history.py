@@ -22,17 +22,24 @@ class KafkaLogHistory:
     def __init__(self, config: KafkaConfig, *, idle_timeout: float = 10.0) -> None:
         self._topic = config.topic
         self._idle_timeout = idle_timeout
-        self._consumer = Consumer(
-            _base_config(config)
-            | {
-                # A group id of its own that is never committed to: librdkafka wants one.
-                "group.id": f"pulse-ledger-history-{uuid.uuid4().hex[:12]}",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-            }
-        )
+        self._config = config
+        self._client: Consumer | None = None  # made on first use: most processes never read
+
+    @property
+    def _consumer(self) -> Consumer:
+        if self._client is None:
+            self._client = Consumer(self._client_config())
+        return self._client
+
+    def _client_config(self) -> dict[str, object]:
+        return _base_config(self._config) | {
+            # A group id of its own that is never committed to: librdkafka wants one.
+            "group.id": f"pulse-ledger-history-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
 
     def _partitions(self) -> list[int]:
         try:
@@ -120,4 +127,5 @@ class KafkaLogHistory:
             self._consumer.unassign()
 
     def close(self) -> None:
-        self._consumer.close()
+        if self._client is not None:
+            self._client.close()

@@ -27,6 +27,7 @@ class BatchReport:
     duplicates: int = 0
     conflicts: int = 0
     undecodable: int = 0
+    new: tuple[LedgerEvent, ...] = ()  # the events this batch added to the ledger
 
 
 class LedgerWriter:
@@ -57,8 +58,7 @@ class LedgerWriter:
         poll_timeout: float = 0.2,
         stop: threading.Event | None = None,
     ) -> None:
-        self._log = log_
-        self._store = store
+        self._appender = LedgerAppender(log_, store)
         self._consumer = consumer
         self._batch_size = batch_size
         self._poll_timeout = poll_timeout
@@ -85,6 +85,19 @@ class LedgerWriter:
                 report.undecodable,
             )
         return report
+
+    def apply(self, records: Sequence[LogRecord]) -> BatchReport:
+        """Steps 2-5 for one batch; idempotent, so a repeat after a crash changes nothing."""
+        return self._appender.apply(records)
+
+
+class LedgerAppender:
+    """Steps 2-5 of LedgerWriter for one batch, without a consumer group: the live writer and
+    `pulse replay` share this one path into the ledger."""
+
+    def __init__(self, log_: PulseLog, store: LedgerStore) -> None:
+        self._log = log_
+        self._store = store
 
     def apply(self, records: Sequence[LogRecord]) -> BatchReport:
         """Steps 2-5 for one batch; idempotent, so a repeat after a crash changes nothing."""
@@ -119,6 +132,7 @@ class LedgerWriter:
             duplicates=len(classified.duplicates),
             conflicts=len(classified.conflicts),
             undecodable=len(records) - len(events),
+            new=tuple(classified.new),
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -160,6 +160,17 @@ class Invoicing:
         start, end = period_bounds(period)
         contract, _version = self._contract(tenant_id)
         rows = self._usage.usage(tenant_id, start, end)
+        return draft_invoice(tenant_id, period, rows, self._app.products(), contract)
+
+    def draft_with(
+        self, tenant_id: str, period: str, hours: Mapping[datetime, Sequence[HourlyUsage]]
+    ) -> InvoiceDraft:
+        """The live draft as it would be with these hours' rows in place of the stored ones
+        (a replay's dry run)."""
+        start, end = period_bounds(period)
+        contract, _version = self._contract(tenant_id)
+        rows = [r for r in self._usage.usage(tenant_id, start, end) if r.hour not in hours]
+        rows += [r for hour, found in hours.items() if start <= hour < end for r in found]
         return draft_invoice(tenant_id, period, rows, self._app.products(), contract)
 
     def finalize(self, tenant_id: str, period: str) -> tuple[InvoiceDraft, str]:

@@ -12,7 +12,7 @@ from eventsourcing.utils import Environment
 from catalog.billing import BillingApp
 from catalog.files import read_catalog
 from catalog.products import MeteredProduct, ProductCatalog
-from ledger.ports import LedgerStore, PulseLog
+from ledger.ports import LedgerStore, LogHistory, PulseLog
 from projections.ports import UsageStore
 from pulse.settings import Backend, Settings
 
@@ -31,10 +31,12 @@ class Parts:
     usage: UsageStore
     catalog: ProductCatalog
     billing: BillingApp
+    history: LogHistory
 
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
+        self.history.close()
         self.usage.close()
         self.ledger.close()
         self.log.close()
@@ -96,6 +98,7 @@ def build(settings: Settings) -> Parts:
     match settings.backend:
         case Backend.EMBEDDED:
             from ledger.sqlite import SQLitePulseLog
+            from ledger.sqlite_history import SQLiteLogHistory
             from ledger.sqlite_store import SQLiteLedgerStore
             from projections.sqlite import SQLiteUsageStore
 
@@ -107,9 +110,11 @@ def build(settings: Settings) -> Parts:
                 usage=SQLiteUsageStore(root / "usage.sqlite"),
                 catalog=load_catalog(settings, billing),
                 billing=billing,
+                history=SQLiteLogHistory(root / "log.sqlite", settings.embedded.partitions),
             )
         case Backend.SERVERS:
             from ledger.kafka import KafkaPulseLog
+            from ledger.kafka_history import KafkaLogHistory
             from ledger.scylla import ScyllaLedgerStore
             from projections.scylla import ScyllaUsageStore
             from storage.cql import connect
@@ -128,6 +133,7 @@ def build(settings: Settings) -> Parts:
                     usage=ScyllaUsageStore(session, keyspace),
                     catalog=load_catalog(settings, billing),
                     billing=billing,
+                    history=KafkaLogHistory(settings.kafka.config()),
                     closers=[connection.close],
                 )
             except BaseException:

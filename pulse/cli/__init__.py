@@ -9,6 +9,7 @@ import typer
 from pulse.cli.billing import catalog_app, contracts_app, invoice_app
 from pulse.cli.common import exit_code
 from pulse.cli.dev import dev_app
+from pulse.cli.operations import operations_app
 from pulse.cli.pipeline import config_app, dlq_app, pipeline_app
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.registered_commands += pipeline_app.registered_commands
+app.registered_commands += operations_app.registered_commands
 app.add_typer(dev_app, name="dev")
 app.add_typer(config_app, name="config")
 app.add_typer(dlq_app, name="dlq")

@@ -14,6 +14,7 @@ from catalog.invoice import InvoiceDraft
 from catalog.terms import MINOR_UNITS, ContractVersion
 from kernel.decimals import EXACT, plain
 from projections.hourly import HourlyUsage
+from projections.replay import ReplayReport
 
 
 def usage_rows(rows: Sequence[HourlyUsage], granularity: str) -> list[dict[str, str]]:
@@ -150,3 +151,85 @@ def unpriced_lines(draft: InvoiceDraft) -> list[str]:
     return [
         f"  unpriced: {u.sku} {plain(u.quantity)} {u.unit} — {u.reason}" for u in draft.unpriced
     ]
+
+
+def _amount(value: Decimal | None) -> str:
+    return "-" if value is None else plain(value)
+
+
+def replay_lines(report: ReplayReport, limit: int = 50) -> list[str]:
+    """The report of `pulse replay` for a terminal: counts, then every change (capped)."""
+    verb = "would add" if report.dry_run else "added"
+    lines = [
+        f"{'dry run: ' if report.dry_run else ''}{report.records} record(s) read; "
+        f"{verb} {report.added} pulse(s); {report.duplicates} already in the ledger; "
+        f"{report.conflicts} conflict(s); {report.undecodable} undecodable"
+        + (f"; {report.other_tenants} of other tenants skipped" if report.other_tenants else "")
+    ]
+    lines.append(f"hourly buckets changed: {len(report.buckets)}")
+    for b in report.buckets[:limit]:
+        lines.append(
+            f"  {b.tenant_id} {b.hour:%Y-%m-%d %H:00} {b.sku} [{b.unit}]: "
+            f"{_amount(b.before)} -> {_amount(b.after)}"
+        )
+    if len(report.buckets) > limit:
+        lines.append(f"  … and {len(report.buckets) - limit} more (--json lists all)")
+    lines.append(f"draft totals changed: {len(report.drafts)}")
+    for d in report.drafts:
+        lines.append(
+            f"  {d.tenant_id} {d.period}: {money(d.before, d.currency)} -> "
+            f"{money(d.after, d.currency)} {d.currency}"
+        )
+    if report.dry_run:
+        for tenant, period in report.finalized_touched:
+            lines.append(
+                f"  {tenant} {period} is finalized: a replay would issue a note if it differs"
+            )
+    else:
+        lines.append(f"correction notes issued: {len(report.notes)}")
+        for n in report.notes:
+            lines.append(f"  {n.title} referencing {n.references[:16]}…: total {plain(n.total)}")
+    if report.stopped:
+        resume = " ".join(f"--from-offset {p}:{o}" for p, o in sorted(report.resume_at.items()))
+        lines.append(f"stopped early; resume with: pulse replay {resume}")
+    elif not report.changed:
+        lines.append("nothing changed: the ledger already held every pulse of this range")
+    return lines
+
+
+def replay_json(report: ReplayReport) -> dict[str, object]:
+    """The whole report as JSON-ready data (exact decimal strings)."""
+    return {
+        "dry_run": report.dry_run,
+        "records": report.records,
+        "added": report.added,
+        "duplicates": report.duplicates,
+        "conflicts": report.conflicts,
+        "undecodable": report.undecodable,
+        "other_tenants": report.other_tenants,
+        "buckets": [
+            {
+                "tenant_id": b.tenant_id,
+                "hour": b.hour.isoformat(),
+                "sku": b.sku,
+                "unit": b.unit,
+                "before": None if b.before is None else plain(b.before),
+                "after": None if b.after is None else plain(b.after),
+            }
+            for b in report.buckets
+        ],
+        "drafts": [
+            {
+                "tenant_id": d.tenant_id,
+                "period": d.period,
+                "currency": d.currency,
+                "before": plain(d.before),
+                "after": plain(d.after),
+            }
+            for d in report.drafts
+        ],
+        "notes": [json.loads(n.canonical_json()) for n in report.notes],
+        "finalized_touched": [f"{t} {p}" for t, p in report.finalized_touched],
+        "stopped": report.stopped,
+        "resume_at": {str(p): o for p, o in sorted(report.resume_at.items())},
+    }
