@@ -1,4 +1,4 @@
-"""`pulse replay`: operators re-reading history through the ledger's idempotent path."""
+"""`pulse replay|reconcile`: operators re-reading history and proving every stage agrees."""
 
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ from rich.progress import (
 
 from kernel.errors import Invalid
 from pulse.cli.common import Embedded, console, parse_time, settings
-from pulse.cli.render import replay_json, replay_lines
+from pulse.cli.render import (
+    reconcile_json,
+    reconcile_lines,
+    reconcile_table,
+    replay_json,
+    replay_lines,
+)
 
 operations_app = typer.Typer()
 
@@ -162,3 +168,52 @@ def replay(
             console.print(line, highlight=False)
     if report.stopped:
         raise typer.Exit(130)
+
+
+@operations_app.command()
+def reconcile(
+    period: Annotated[str, typer.Option("--period", help="billing month YYYY-MM (UTC)")],
+    tenant: Annotated[str | None, typer.Option(help="only this tenant")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+    embedded: Embedded = False,
+) -> None:
+    """Check a month across every stage: log = ledger (+ conflicts, dead letters) = hourly
+    usage = invoiced quantity, per tenant and SKU. Exit 1 on any mismatch, each printed with
+    where to look.
+
+    Example: pulse reconcile --period 2026-11
+    """
+    from projections.invoices import Invoicing, period_bounds, writer_commits
+    from projections.reconcile import Reconciliation
+    from pulse.bootstrap import build
+
+    period_bounds(period)  # a malformed period is refused before anything is read
+    chosen = settings(embedded)
+    parts = build(chosen)
+    try:
+        invoicing = Invoicing(
+            parts.billing,
+            parts.ledger,
+            parts.usage,
+            writer_commits(parts.log, chosen.kafka.writer_group),
+        )
+        check = Reconciliation(
+            parts.history,
+            parts.log,
+            parts.ledger,
+            parts.usage,
+            invoicing,
+            parts.catalog.billing_unit,
+        )
+        with console.status(f"reconciling {period}"):
+            report = check.run(period, tenant)
+    finally:
+        parts.close()
+    if as_json:
+        print(json.dumps(reconcile_json(report), indent=2))
+    else:
+        console.print(reconcile_table(report))
+        for line in reconcile_lines(report):
+            console.print(line, highlight=False)
+    if not report.clean:
+        raise typer.Exit(1)

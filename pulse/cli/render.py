@@ -14,6 +14,7 @@ from catalog.invoice import InvoiceDraft
 from catalog.terms import MINOR_UNITS, ContractVersion
 from kernel.decimals import EXACT, plain
 from projections.hourly import HourlyUsage
+from projections.reconcile import ReconcileReport
 from projections.replay import ReplayReport
 
 
@@ -232,4 +233,71 @@ def replay_json(report: ReplayReport) -> dict[str, object]:
         "finalized_touched": [f"{t} {p}" for t, p in report.finalized_touched],
         "stopped": report.stopped,
         "resume_at": {str(p): o for p, o in sorted(report.resume_at.items())},
+    }
+
+
+def reconcile_table(report: ReconcileReport) -> Table:
+    table = Table(title=f"reconciliation of {report.period}")
+    for column in ("tenant", "sku", "unit", "log", "ledger", "hourly", "invoiced", "pulses"):
+        table.add_column(column, justify="left" if column in ("tenant", "sku", "unit") else "right")
+    for r in report.rows:
+        table.add_row(
+            r.tenant_id,
+            r.sku,
+            r.unit,
+            plain(r.log_quantity),
+            plain(r.ledger_quantity),
+            plain(r.hourly_quantity),
+            plain(r.invoiced_quantity),
+            f"{r.log_pulses}/{r.ledger_pulses}",
+        )
+    return table
+
+
+def reconcile_lines(report: ReconcileReport) -> list[str]:
+    lines = [
+        f"log: {report.log_records} record(s) read, {report.duplicates} duplicate(s), "
+        f"{report.conflicts} conflict(s) in the period, {report.undecodable} undecodable"
+    ]
+    if not report.log_complete:
+        lines.append(
+            "the log's oldest records are gone to retention: only what it still holds was "
+            "checked against the ledger"
+        )
+    for m in report.mismatches:
+        where = f"{m.tenant_id} {m.sku} " if m.tenant_id else ""
+        lines.append(f"MISMATCH [{m.stage}] {where}{m.detail}")
+    lines.append(
+        "clean: every stage agrees" if report.clean else f"{len(report.mismatches)} mismatch(es)"
+    )
+    return lines
+
+
+def reconcile_json(report: ReconcileReport) -> dict[str, object]:
+    return {
+        "period": report.period,
+        "clean": report.clean,
+        "log_records": report.log_records,
+        "duplicates": report.duplicates,
+        "conflicts": report.conflicts,
+        "undecodable": report.undecodable,
+        "log_complete": report.log_complete,
+        "rows": [
+            {
+                "tenant_id": r.tenant_id,
+                "sku": r.sku,
+                "unit": r.unit,
+                "log_pulses": r.log_pulses,
+                "log_quantity": plain(r.log_quantity),
+                "ledger_pulses": r.ledger_pulses,
+                "ledger_quantity": plain(r.ledger_quantity),
+                "hourly_quantity": plain(r.hourly_quantity),
+                "invoiced_quantity": plain(r.invoiced_quantity),
+            }
+            for r in report.rows
+        ],
+        "mismatches": [
+            {"tenant_id": m.tenant_id, "sku": m.sku, "stage": m.stage, "detail": m.detail}
+            for m in report.mismatches
+        ],
     }
