@@ -108,12 +108,20 @@ def usage(
     granularity: Annotated[str, typer.Option(help="hour | day")] = "hour",
     sku: Annotated[str | None, typer.Option(help="only this product SKU")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="exact decimal strings as JSON")] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="only pulses at or below these log positions, e.g. 0:1500,1:980 (derived "
+            "from the ledger, for audits of a finalized invoice)"
+        ),
+    ] = None,
     embedded: Annotated[bool, typer.Option(help="read the embedded store")] = False,
 ) -> None:
     """Hourly (or daily) usage of a tenant.
 
     Example: pulse usage acme --from 2026-11-01 --to 2026-11-02 --granularity day
     """
+    from projections.as_of import parse_positions, usage_as_of
     from pulse.bootstrap import build
     from pulse.cli.render import usage_json, usage_rows, usage_table
 
@@ -122,9 +130,15 @@ def usage(
     start, end = parse_time(from_, "--from"), parse_time(to, "--to")
     if end <= start:
         invalid("--to must be after --from")
+    pins = parse_positions(as_of) if as_of is not None else None
     parts = build(settings(embedded))
     try:
-        rows = usage_rows(parts.usage.usage(tenant, start, end, sku), granularity)
+        if pins is None:
+            found = parts.usage.usage(tenant, start, end, sku)
+        else:
+            billing_unit = parts.catalog.billing_unit
+            found = usage_as_of(parts.ledger, tenant, start, end, pins, billing_unit, sku)
+        rows = usage_rows(found, granularity)
     finally:
         parts.close()
     if as_json:
