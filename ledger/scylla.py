@@ -9,13 +9,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from cassandra import DriverException, RequestExecutionException
+from cassandra import DriverException, RequestExecutionException, RequestValidationException
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.protocol import RequestValidationException as ServerRequestValidation
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from kernel.errors import Unavailable
+from kernel.errors import BackendError, Unavailable
 from ledger.model import LedgerEvent, Position, Pulse, from_micros, hour_of, to_micros
 from ledger.ports import ConflictRecord
 from pulse.settings import CqlSettings
@@ -40,9 +41,13 @@ def connect(settings: CqlSettings) -> Session:
 
 @contextmanager
 def translated(what: str) -> Iterator[None]:
-    """Driver errors become Unavailable once, here; nothing else leaves the adapter."""
+    """Driver errors are categorized once, here; nothing else leaves the adapter. A request
+    the server refuses for good (missing schema, syntax) is a BackendError, never retried;
+    the rest (timeouts, unavailable replicas, no host) is Unavailable, retried."""
     try:
         yield
+    except (RequestValidationException, ServerRequestValidation) as exc:
+        raise BackendError(f"{what}: {type(exc).__name__}: {exc}") from exc
     except (NoHostAvailable, RequestExecutionException, DriverException, OSError) as exc:
         raise Unavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
 
