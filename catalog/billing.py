@@ -74,6 +74,7 @@ class BillingApp(Application[UUID]):
         Products absent from the file are left as they are (a catalog never forgets a SKU that
         may have been billed). All changes are saved in one atomic write.
         """
+        self._check_one_currency(products)
         index = self._index(CATALOG_INDEX_ID, "catalog")
         changed: list[Aggregate] = []
         notes: list[str] = []
@@ -107,6 +108,18 @@ class BillingApp(Application[UUID]):
         if changed:
             self.save(*changed)
         return notes
+
+    def _check_one_currency(self, products: Sequence[ProductTerms]) -> None:
+        """Refuses a catalog that would price in two currencies once applied: an invoice has
+        one currency, so every draft of every tenant would fail from then on."""
+        after = {sku: p.currency for sku, p in self._products().items()}
+        after.update({p.sku: p.currency for p in products})
+        by_currency: dict[str, list[str]] = {}
+        for sku, currency in sorted(after.items()):
+            by_currency.setdefault(currency, []).append(sku)
+        if len(by_currency) > 1:
+            mix = "; ".join(f"{c}: {_some(skus)}" for c, skus in sorted(by_currency.items()))
+            raise Conflict(f"one catalog, one currency: applied, it would mix {mix}")
 
     def products(self) -> dict[str, ProductTerms]:
         return {sku: p.terms() for sku, p in self._products().items()}
@@ -216,3 +229,8 @@ class BillingApp(Application[UUID]):
             return None
         assert isinstance(found, kind), f"{key} is a {type(found).__name__}, not {kind.__name__}"
         return found
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")

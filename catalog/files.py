@@ -188,6 +188,7 @@ def read_catalog(text: str) -> list[ProductTerms]:
     top = r.mapping(root, "file")
     products: list[ProductTerms] = []
     seen: set[str] = set()
+    first: tuple[str, str, str] | None = None  # where, sku, currency of the first product
     for i, node in enumerate(r.sequence((top or {}).get("products"), "products", root)):
         where = f"products[{i}]"
         m = r.mapping(node, where)
@@ -201,6 +202,17 @@ def read_catalog(text: str) -> list[ProductTerms]:
         currency = m["currency"].value if "currency" in m else "BRL"
         if currency not in MINOR_UNITS:
             r.fail(m["currency"], f"{where}.currency", f"unknown currency {currency!r}")
+        # An invoice has one currency, the catalog's (pricing cannot sum across them): a
+        # product valid alone must still agree with the first one, or every draft fails.
+        if first is None:
+            first = (where, sku, str(currency))
+        elif currency != first[2]:
+            r.fail(
+                m.get("currency", node),
+                f"{where}.currency",
+                f"{currency!r} for {sku}, but {first[0]} ({first[1]}) is in {first[2]!r}:"
+                " one catalog, one currency",
+            )
         if sku in seen:
             r.fail(node, f"{where}.sku", f"{sku!r} is listed twice")
         seen.add(sku)

@@ -19,3 +19,8 @@ class Invalid(LedgerError):
 
 class Unavailable(LedgerError):
     """A backend did not answer in time; retrying the same request is safe."""
+
+
+class BackendError(LedgerError):
+    """A backend refused the request for good (schema missing, a statement it cannot run):
+    retrying the same request cannot help, so it surfaces and stops the role loudly."""

@@ -203,15 +203,26 @@ class KafkaPulseLog:
                 )
                 for p in parts
             }
-            consumer.assign([TopicPartition(self._settings.dlq_topic, p, 0) for p in parts])
-            wanted = sum(min(high - low, limit) for low, high in ends.values())
-            letters: list[DeadLetter] = []
-            while len(letters) < min(wanted, limit):
-                batch = consumer.consume(min(500, limit), timeout=5)
+            # From the low watermark: offset 0 is gone after retention, and the consumer
+            # would reset to the end and list nothing.
+            consumer.assign(
+                [TopicPartition(self._settings.dlq_topic, p, low) for p, (low, _) in ends.items()]
+            )
+            wanted = sum(high - low for low, high in ends.values())
+            letters: dict[tuple[Position, str], DeadLetter] = {}
+            read = 0
+            while read < wanted and len(letters) < limit:
+                batch = consumer.consume(500, timeout=5)
                 if not batch:
                     break
-                letters.extend(_letter(m) for m in batch if m.error() is None)
-            return letters[:limit]
+                read += len(batch)
+                for message in batch:
+                    if message.error() is None:
+                        # A record dead-lettered twice (a batch retried after a lost ack, or
+                        # re-delivered before its commit) is one letter: keyed by its origin.
+                        letter = _letter(message)
+                        letters.setdefault((letter.record.position, letter.reason), letter)
+            return list(letters.values())[:limit]
         except KafkaException as exc:
             raise Unavailable(f"reading {self._settings.dlq_topic}: {exc}") from exc
         finally:

@@ -37,7 +37,8 @@ class PulseLog(Protocol):
         ...
 
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
-        """Durably appends records to the dead-letter log with reason headers."""
+        """Durably appends records to the dead-letter log with reason headers. Idempotent per
+        (origin position, reason): a record dead-lettered again is listed once."""
         ...
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:

@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE TABLE IF NOT EXISTS group_offsets (
   grp TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
   PRIMARY KEY (grp, partition));
+CREATE TABLE IF NOT EXISTS partition_ends (
+  partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
 """
 
 
@@ -81,11 +83,21 @@ class SQLitePulseLog:
     def __init__(self, path: Path, partitions: int) -> None:
         self._db = SQLiteDb(path, _LOG_SCHEMA)
         self.partitions = partitions
+        with self._db.tx() as conn:
+            # Logs written before partition_ends existed: their ends, found once at start.
+            conn.execute(
+                "INSERT OR IGNORE INTO partition_ends "
+                "SELECT partition, MAX(offset) + 1 FROM records GROUP BY partition"
+            )
 
     def publish(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
         stamp = to_micros(arrival)
         with self._db.tx() as conn:
+            # The next offset of each partition is kept in partition_ends, updated in the same
+            # transaction as the records: a publish reads a few rows, not the whole log, and
+            # other processes on the same file (the write lock is SQLite's) see it too.
             ends = self._ends(conn)
+            start = dict(ends)
             for record in records:
                 part = partition_of(record.key, self.partitions)
                 offset = ends.get(part, 0)
@@ -94,6 +106,11 @@ class SQLitePulseLog:
                     "INSERT INTO records VALUES (?, ?, ?, ?, ?)",
                     (part, offset, stamp, record.key, record.value),
                 )
+            conn.executemany(
+                "INSERT INTO partition_ends VALUES (?, ?) ON CONFLICT (partition) "
+                "DO UPDATE SET next_offset = excluded.next_offset",
+                [(p, n) for p, n in ends.items() if start.get(p) != n],
+            )
 
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         with self._db.tx() as conn:
@@ -139,7 +156,7 @@ class SQLitePulseLog:
         return {int(p): int(o) for p, o in rows}  # type: ignore[call-overload]
 
     def end_offsets(self) -> dict[int, int]:
-        rows = self._db.query("SELECT partition, MAX(offset) + 1 FROM records GROUP BY partition")
+        rows = self._db.query("SELECT partition, next_offset FROM partition_ends")
         ends = {int(p): int(o) for p, o in rows}  # type: ignore[call-overload]
         return {p: ends.get(p, 0) for p in range(self.partitions)}
 
@@ -148,7 +165,7 @@ class SQLitePulseLog:
 
     @staticmethod
     def _ends(conn: sqlite3.Connection) -> dict[int, int]:
-        rows = conn.execute("SELECT partition, MAX(offset) + 1 FROM records GROUP BY partition")
+        rows = conn.execute("SELECT partition, next_offset FROM partition_ends")
         return {int(p): int(o) for p, o in rows}
 
     # used by the consumer
@@ -185,21 +202,29 @@ class _SQLiteConsumer:
         self._group = group
         committed = log.committed(group)
         self._next = {p: committed.get(p, 0) for p in range(log.partitions)}
+        self._first = 0  # the partition served first, rotating
 
     def poll(
         self, max_records: int, timeout: float, below: Mapping[int, int] | None = None
     ) -> list[LogRecord]:
+        n = self._log.partitions
+        order = [(self._first + i) % n for i in range(n)]
+        self._first = (self._first + 1) % n
+        parts = [p for p in order if below is None or p in below]
         out: list[LogRecord] = []
-        for part in range(self._log.partitions):
-            if len(out) >= max_records:
-                break
-            if below is not None and part not in below:
-                continue
-            stop = None if below is None else below[part]
-            got = self._log._read(part, self._next[part], max_records - len(out), stop)
-            if got:
-                self._next[part] = got[-1].position.offset + 1
-            out.extend(got)
+        # Fair shares first, then what is left to partitions with more: a backlog in one
+        # partition never starves the others, and a batch is still filled when it can be.
+        share = -(-max_records // max(len(parts), 1))
+        for quota in (share, max_records):
+            for part in parts:
+                room = min(quota, max_records - len(out))
+                if room <= 0:
+                    break
+                stop = None if below is None else below[part]
+                got = self._log._read(part, self._next[part], room, stop)
+                if got:
+                    self._next[part] = got[-1].position.offset + 1
+                out.extend(got)
         if not out and timeout > 0:
             threading.Event().wait(min(timeout, 0.05))
         return out

@@ -109,6 +109,17 @@ def validate(
     )
 
 
+_NEVER_EARLY = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def recheck(raw: RawPulse) -> Pulse | Rejection:
+    """`validate`'s rules that hold whenever a pulse is read again (from the log, by the
+    writer or a replay), for records that may not have come through the ingestor: all but
+    the future-skew check (it depends on when the pulse arrived) and the catalog's unit
+    check (the catalog changes; an unknown SKU is reported unpriced, never rejected)."""
+    return validate(raw, _NEVER_EARLY, timedelta(0))
+
+
 def _check_id(field: str, value: str) -> tuple[str, str] | None:
     if not value:
         return field, "is required"

@@ -17,6 +17,7 @@ from ledger.retry import retrying
 log = logging.getLogger(__name__)
 
 REASON_UNDECODABLE = "undecodable"
+REASON_INVALID = "invalid"  # decodes, but breaks a rule of the ingestor (field: reason)
 REASON_CONFLICT = "conflict"
 
 
@@ -34,7 +35,8 @@ class LedgerWriter:
     """One consumer of the writer group. Each batch runs in this order:
 
     1. poll     — a crash here loses nothing: offsets are not committed yet.
-    2. decode   — undecodable records are set aside for the dead-letter log.
+    2. decode   — undecodable records, and records that break a rule of the ingestor, are
+                  set aside for the dead-letter log.
     3. dedup    — read the (tenant_id, pulse_id) index; classify new / duplicate / conflict.
     4. write    — new events, then their dedup marks (ScyllaDB) or both in one transaction
                   (SQLite). A crash after this step re-delivers the batch; events carry
@@ -106,6 +108,9 @@ class LedgerAppender:
         for record in records:
             try:
                 pulse = codec.decode(record.value)
+            except codec.InvalidRecord as exc:
+                letters.append(DeadLetter(record, REASON_INVALID, str(exc)))
+                continue
             except codec.UndecodableRecord as exc:
                 letters.append(DeadLetter(record, REASON_UNDECODABLE, str(exc)))
                 continue

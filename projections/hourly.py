@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -38,6 +38,17 @@ class HourlyUsage:
 
 
 BillingUnitOf = Callable[[str], str | None]
+
+
+def events_covered(rows: Sequence[HourlyUsage]) -> int:
+    """How many ledger events the rows of one tenant-hour were derived from: their version.
+
+    The ledger of a tenant-hour only grows (immutable, deduplicated), so a derivation that
+    read more events read a later state of it. Usage stores keep the derivation that covers
+    the most events, whatever order the writes arrive in: a rebuild, a paused or zombie
+    projector, or a skewed clock can never put an older snapshot back.
+    """
+    return sum(r.pulse_count for r in rows)
 
 
 @dataclass

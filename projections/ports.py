@@ -13,7 +13,10 @@ class UsageStore(Protocol):
     """Hourly usage rows, always written as absolute values for a whole tenant-hour."""
 
     def replace_hour(self, tenant_id: str, hour: datetime, rows: Sequence[HourlyUsage]) -> None:
-        """Makes `rows` the usage of that tenant-hour (rows of it not listed are removed)."""
+        """Makes `rows` the usage of that tenant-hour (rows of it not listed are removed),
+        unless what is stored was derived from more ledger events (`events_covered`): then
+        `rows` come from an older read of the hour and change nothing. At equal coverage the
+        later write wins (a re-derivation after a catalog change)."""
         ...
 
     def usage(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -12,8 +12,30 @@ from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
 from ledger.model import Position, from_micros, to_micros
-from projections.hourly import HourlyUsage
+from projections.hourly import HourlyUsage, events_covered
 from storage.cql import translated
+
+# Write timestamps of hourly usage: (events covered, then wall-clock second) packed above
+# every wall-clock microsecond stamp (~2^51 today) that earlier versions wrote, so the first
+# write of an hour by this version replaces those rows too.
+_ABOVE_WALL_CLOCK = 1 << 62
+_SECOND_BITS = 31  # seconds since 2024-01-01 fit until 2092
+_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
+_MAX_EVENTS = (1 << (62 - _SECOND_BITS)) - 1
+
+
+def write_timestamp(events: int, now: float) -> int:
+    """CQL write timestamp of a tenant-hour derived from `events` ledger events.
+
+    The ledger of an hour only grows, so more events means a later read: it must win
+    whatever the order the writes arrive in and whatever the writers' clocks say. The clock
+    only breaks ties between derivations of the same events (a re-derivation after a
+    catalog change); derivations of the same events with the same catalog are identical.
+    """
+    if not 0 <= events <= _MAX_EVENTS:
+        raise ValueError(f"{events} events in one tenant-hour: more than {_MAX_EVENTS}")
+    second = min(max(int(now) - _EPOCH, 0), (1 << _SECOND_BITS) - 1)
+    return _ABOVE_WALL_CLOCK | events << _SECOND_BITS | second
 
 
 def month_of(hour: datetime) -> str:
@@ -33,8 +55,11 @@ def months_between(start: datetime, end: datetime) -> list[str]:
 
 
 class ScyllaUsageStore:
-    def __init__(self, session: Session, keyspace: str) -> None:
+    def __init__(
+        self, session: Session, keyspace: str, clock: Callable[[], float] = time.time
+    ) -> None:
         self._session = session
+        self._clock = clock
         ks = keyspace
         with translated("preparing usage statements"):
             self._delete = session.prepare(
@@ -54,9 +79,12 @@ class ScyllaUsageStore:
 
     def replace_hour(self, tenant_id: str, hour: datetime, rows: Sequence[HourlyUsage]) -> None:
         # One single-partition batch: readers see the old hour or the new one, never a mix.
-        # The delete is stamped one microsecond before the inserts, because at equal
-        # timestamps a tombstone would win over the rows written with it.
-        stamp = time.time_ns() // 1000
+        # Stamped by what the rows were derived from, not by when they are written: an older
+        # derivation arriving last loses cell by cell, and its rows that the newer one does
+        # not have lie under the newer one's tombstone. The delete is stamped one
+        # microsecond before the inserts, because at equal timestamps a tombstone would win
+        # over the rows written with it.
+        stamp = write_timestamp(events_covered(rows), self._clock())
         month = month_of(hour)
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
         batch.add(self._delete, (stamp - 1, tenant_id, month, hour))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ledger.model import Position, from_micros, to_micros
 from ledger.sqlite import SQLiteDb
-from projections.hourly import HourlyUsage
+from projections.hourly import HourlyUsage, events_covered
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hourly_usage (
@@ -27,6 +27,16 @@ class SQLiteUsageStore:
 
     def replace_hour(self, tenant_id: str, hour: datetime, rows: Sequence[HourlyUsage]) -> None:
         with self._db.tx() as conn:
+            # Compare and replace in one write transaction: the stored rows' pulse counts are
+            # the version of what is stored, so an older read of the hour (a rebuild or a
+            # projector paused between its read and this write) never replaces a newer one.
+            (stored,) = conn.execute(
+                "SELECT COALESCE(SUM(pulse_count), 0) FROM hourly_usage "
+                "WHERE tenant_id = ? AND hour_us = ?",
+                (tenant_id, to_micros(hour)),
+            ).fetchone()
+            if int(stored) > events_covered(rows):
+                return
             conn.execute(
                 "DELETE FROM hourly_usage WHERE tenant_id = ? AND hour_us = ?",
                 (tenant_id, to_micros(hour)),

@@ -83,14 +83,12 @@ def migrate_topics(settings: KafkaSettings) -> Iterator[str]:
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    # The dead-letter topic holds what is not in the ledger (conflicts, poison records):
+    # it must be as durable as the pulse topic, acks=all meaning the same on both.
+    durable = {"min.insync.replicas": str(min(2, settings.replication_factor))}
     wanted = [
-        NewTopic(
-            settings.topic,
-            settings.partitions,
-            settings.replication_factor,
-            config={"min.insync.replicas": str(min(2, settings.replication_factor))},
-        ),
-        NewTopic(settings.dlq_topic, 1, settings.replication_factor),
+        NewTopic(settings.topic, settings.partitions, settings.replication_factor, config=durable),
+        NewTopic(settings.dlq_topic, 1, settings.replication_factor, config=durable),
     ]
     for name, future in admin.create_topics(wanted, request_timeout=30).items():
         try:

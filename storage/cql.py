@@ -13,7 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from cassandra import ConsistencyLevel, DriverException, RequestExecutionException
+from cassandra import (
+    ConsistencyLevel,
+    DriverException,
+    RequestExecutionException,
+    RequestValidationException,
+)
 from cassandra import protocol as cql_protocol
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
@@ -21,7 +26,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement
 
-from kernel.errors import Unavailable
+from kernel.errors import BackendError, Unavailable
 
 CONSISTENCY_LEVELS = ("ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL")
 SERIAL_LEVELS = ("SERIAL", "LOCAL_SERIAL")
@@ -115,9 +120,16 @@ def connect(config: CqlConfig) -> CqlConnection:
 
 @contextmanager
 def translated(what: str) -> Iterator[None]:
-    """Driver errors become the kernel's categories once, here; nothing else leaves an adapter."""
+    """Driver errors become the kernel's categories once, here; nothing else leaves an adapter.
+
+    A request the server refuses for good (missing schema, syntax, permissions) is a
+    BackendError, never retried; the rest (timeouts, unavailable replicas, no host) is
+    Unavailable, which callers retry.
+    """
     try:
         yield
+    except (RequestValidationException, cql_protocol.RequestValidationException) as exc:
+        raise BackendError(f"{what}: {type(exc).__name__}: {exc}") from exc
     except (
         NoHostAvailable,
         RequestExecutionException,

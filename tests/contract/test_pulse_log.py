@@ -139,3 +139,20 @@ def test_dead_letters_keep_reason_detail_and_source_position(pulse_log: PulseLog
     assert letter.record.position == record.position
     assert letter.record.value == b"\xff not a pulse"
     assert letter.record.arrival == ARRIVAL
+
+
+def test_dead_lettering_the_same_record_again_lists_it_once(pulse_log: PulseLog) -> None:
+    # given: a record dead-lettered, then again (a batch retried after a lost acknowledgement,
+    # or re-delivered to a writer restarted before it committed)
+    pulse_log.publish([OutgoingRecord(b"k", b"\xff not a pulse")], ARRIVAL)
+    consumer = pulse_log.consumer(group())
+    [record] = drain(consumer, 1)
+    consumer.close()
+    letter = DeadLetter(record, "undecodable", "not a pulse.v1.Pulse")
+    pulse_log.dead_letter([letter])
+    # when
+    pulse_log.dead_letter([letter])
+    # then
+    assert [(d.record.position, d.reason) for d in pulse_log.dead_letters(10)] == [
+        (record.position, "undecodable")
+    ]

@@ -13,14 +13,16 @@ from projections.ports import UsageStore
 HOUR = datetime(2026, 10, 31, 23, tzinfo=UTC)  # the last hour of a month
 
 
-def row(tenant: str, hour: datetime, sku: str, quantity: str, reason: str = "") -> HourlyUsage:
+def row(
+    tenant: str, hour: datetime, sku: str, quantity: str, reason: str = "", count: int = 3
+) -> HourlyUsage:
     return HourlyUsage(
         tenant_id=tenant,
         hour=hour,
         product_sku=sku,
         unit="GB",
         quantity=Decimal(quantity),
-        pulse_count=3,
+        pulse_count=count,
         first_event=hour + timedelta(minutes=1, microseconds=5),
         last_event=hour + timedelta(minutes=50),
         position=Position(1, 42),
@@ -46,10 +48,27 @@ def test_replacing_an_hour_drops_rows_no_longer_derived(usage_store: UsageStore)
     # given
     t = tenant()
     usage_store.replace_hour(t, HOUR, [row(t, HOUR, "a", "1"), row(t, HOUR, "b", "2")])
-    # when
-    usage_store.replace_hour(t, HOUR, [row(t, HOUR, "a", "5")])
+    # when: derived from more events (3 + 3 before, 7 now)
+    usage_store.replace_hour(t, HOUR, [row(t, HOUR, "a", "5", count=7)])
     # then
-    assert usage_store.usage(t, HOUR, HOUR + timedelta(hours=1)) == [row(t, HOUR, "a", "5")]
+    assert usage_store.usage(t, HOUR, HOUR + timedelta(hours=1)) == [
+        row(t, HOUR, "a", "5", count=7)
+    ]
+
+
+def test_a_derivation_from_fewer_events_arriving_last_changes_nothing(
+    usage_store: UsageStore,
+) -> None:
+    # given: the hour derived from 4 events
+    t = tenant()
+    newer = [row(t, HOUR, "a", "3", count=3), row(t, HOUR, "c", "1", count=1)]
+    usage_store.replace_hour(t, HOUR, newer)
+    # when: a derivation that read only 3 of them (a paused rebuild) writes after it
+    usage_store.replace_hour(
+        t, HOUR, [row(t, HOUR, "a", "2", count=2), row(t, HOUR, "b", "1", count=1)]
+    )
+    # then
+    assert usage_store.usage(t, HOUR, HOUR + timedelta(hours=1)) == newer
 
 
 def test_ranges_are_half_open_span_months_and_filter_by_sku(usage_store: UsageStore) -> None:

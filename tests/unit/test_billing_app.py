@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from catalog.billing import BillingApp
 from catalog.files import read_catalog, read_contracts
+from kernel.errors import Conflict
 
 SAMPLES = Path(__file__).resolve().parents[2] / "pulse" / "sample"
 
@@ -67,3 +70,24 @@ def test_contracts_apply_and_amend(tmp_path: Path) -> None:
     assert billing.contract_at("globex", version) == terms
     assert billing.contract("nobody") is None
     assert sorted(billing.tenants_with_contracts()) == ["acme", "globex"]
+
+
+def test_a_product_in_another_currency_than_the_recorded_catalog_is_refused(
+    tmp_path: Path,
+) -> None:
+    # given: the sample catalog, all in BRL, recorded
+    billing = app(tmp_path)
+    billing.apply_catalog(read_catalog((SAMPLES / "catalog.yaml").read_text()))
+    before = recorded(billing)
+    # when: a file, valid on its own, adds a product in USD
+    usd = read_catalog(
+        "products: [{sku: gpu.a100, name: GPU, category: compute,"
+        " billing_unit: vCPU-hour, currency: USD}]"
+    )
+    with pytest.raises(Conflict) as caught:
+        billing.apply_catalog(usd)
+    # then: refused with the products and currencies named, nothing recorded
+    assert "gpu.a100" in str(caught.value)
+    assert "USD" in str(caught.value) and "BRL" in str(caught.value)
+    assert recorded(billing) == before
+    assert "gpu.a100" not in billing.products()

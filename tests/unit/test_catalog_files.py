@@ -97,3 +97,23 @@ def test_malformed_files_are_rejected_with_a_reason(text: str) -> None:
     with pytest.raises(FileProblems) as caught:
         read_catalog(text)
     assert caught.value.problems
+
+
+def test_a_catalog_mixing_currencies_is_rejected_naming_products_and_currencies() -> None:
+    # given: each product valid alone, but an invoice has one currency (the catalog's)
+    text = """products:
+  - {sku: a, name: A, category: c, billing_unit: GB, currency: BRL}
+  - {sku: b, name: B, category: c, billing_unit: GB, currency: USD}
+  - {sku: c, name: C, category: c, billing_unit: GB}
+  - {sku: d, name: D, category: c, billing_unit: GB, currency: EUR}
+"""
+    # when
+    with pytest.raises(FileProblems) as caught:
+        read_catalog(text)
+    # then: the first product's currency is the catalog's; each other one is named
+    assert caught.value.problems == [
+        "line 3: products[1].currency: 'USD' for b, but products[0] (a) is in 'BRL':"
+        " one catalog, one currency",
+        "line 5: products[3].currency: 'EUR' for d, but products[0] (a) is in 'BRL':"
+        " one catalog, one currency",
+    ]

@@ -15,8 +15,13 @@ from ledger.model import Position, Pulse, from_micros, hour_of, to_micros
 from proto.pulse.v1 import pulse_pb2
 from tests.unit.helpers import T0, pulse
 
+# Pulses the ingestor accepts: decode checks its rules again.
 texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
-ids = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
+ids = st.text(st.characters(exclude_categories=["Cs", "Cc"]), min_size=1, max_size=40).filter(
+    lambda s: s == s.strip()
+)
+tenants = st.from_regex(r"[A-Za-z0-9._:\-]{1,40}", fullmatch=True)
+known_units = st.sampled_from(["B", "KB", "GB", "GiB", "GB-hour", "vCPU-hour", "request"])
 # At most 28 significant digits: see test_encode_keeps_all_38_digits for what happens past that.
 amounts = st.integers(0, 18).flatmap(
     lambda places: st.builds(
@@ -33,15 +38,17 @@ moments = st.datetimes(
 pulses = st.builds(
     Pulse,
     pulse_id=ids,
-    tenant_id=ids,
-    product_sku=texts,
+    tenant_id=tenants,
+    product_sku=ids,
     used_amount=amounts,
-    use_unit=texts,
+    use_unit=known_units,
     occurred_at=moments,
     resource_id=texts,
     region=texts,
     source=texts,
-    attributes=st.dictionaries(texts, texts, max_size=5).map(lambda d: tuple(sorted(d.items()))),
+    attributes=st.dictionaries(texts.filter(bool), texts, max_size=5).map(
+        lambda d: tuple(sorted(d.items()))
+    ),
 )
 
 
@@ -221,3 +228,27 @@ def test_micros_round_trip(micros: int) -> None:
 def test_datetimes_round_trip_through_micros(moment: datetime) -> None:
     # given / when / then
     assert from_micros(to_micros(moment)) == moment
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("used_amount", "1" + "0" * 30, "used_amount"),  # past 1e20: would overflow the sums
+        ("used_amount", "0." + "0" * 18 + "1", "used_amount"),  # 19 decimal places
+        ("tenant_id", "a tenant", "tenant_id"),
+        ("use_unit", "parsecs", "use_unit"),
+        ("pulse_id", "x" * 129, "pulse_id"),
+    ],
+)
+def test_a_record_that_breaks_the_ingestor_rules_is_invalid(
+    field: str, value: str, named: str
+) -> None:
+    # given: a record that reached the log without the ingestor (another producer, a replay)
+    message = pulse_pb2.Pulse(pulse_id="p", tenant_id="t", product_sku="s", used_amount="1")
+    message.use_unit = "B"
+    setattr(message, field, value)
+    message.occurred_at.seconds = int(T0.timestamp())
+    # when / then: the same rules as at ingestion, the field named
+    with pytest.raises(codec.InvalidRecord) as caught:
+        codec.decode(message.SerializeToString())
+    assert str(caught.value).startswith(f"{named}: ")

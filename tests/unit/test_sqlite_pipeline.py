@@ -245,12 +245,14 @@ def test_writing_the_same_records_again_changes_nothing(embedded: Embedded) -> N
 def test_a_record_with_an_impossible_time_is_dead_lettered(embedded: Embedded) -> None:
     # given
     message = pulse_pb2.Pulse(pulse_id="p", tenant_id="acme", used_amount="1", use_unit="B")
+    message.product_sku = "network.egress"
     message.occurred_at.seconds = 2**62
     embedded.publish([message.SerializeToString(), pulse("ok")])
 
     # when
     embedded.drain_writer()
 
-    # then
-    assert [letter.reason for letter in embedded.log.dead_letters(10)] == ["undecodable"]
+    # then: it decodes, but breaks the ingestor's rule on occurred_at
+    letters = embedded.log.dead_letters(10)
+    assert [(d.reason, d.detail.split(":")[0]) for d in letters] == [("invalid", "occurred_at")]
     assert [e.pulse.pulse_id for e in embedded.ledger()] == ["ok"]

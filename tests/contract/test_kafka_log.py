@@ -1,0 +1,61 @@
+"""What only the Kafka pulse log has: topic durability settings and retention."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    ConfigSource,
+)
+
+from ledger.kafka import KafkaPulseLog
+from ledger.model import LogRecord, Position
+from ledger.ports import DeadLetter
+from tests.backends import kafka_settings
+
+pytestmark = pytest.mark.servers
+
+ARRIVAL = datetime(2026, 11, 1, 12, tzinfo=UTC)
+
+
+def topic_config(admin: AdminClient, topic: str) -> dict[str, tuple[str, int]]:
+    """Value and source of each setting (the topic's own, or a broker default)."""
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    [future] = admin.describe_configs([resource]).values()
+    return {k: (v.value, v.source) for k, v in future.result(timeout=30).items()}
+
+
+def test_the_dead_letter_topic_is_as_durable_as_the_pulse_topic(kafka_bootstrap: str) -> None:
+    # given / when: topics created by `pulse migrate`'s code
+    settings = kafka_settings(kafka_bootstrap)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    # then: min.insync.replicas set on both topics, to the same value (not left to the broker)
+    main = topic_config(admin, settings.topic)["min.insync.replicas"]
+    dlq = topic_config(admin, settings.dlq_topic)["min.insync.replicas"]
+    assert main == dlq
+    assert dlq[1] == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+
+
+def test_dead_letters_are_listed_from_the_oldest_retained_one(kafka_bootstrap: str) -> None:
+    # given: three dead letters, the oldest removed by retention (delete-records moves the
+    # low watermark the same way)
+    settings = kafka_settings(kafka_bootstrap)
+    log = KafkaPulseLog(settings.config())
+    log.dead_letter(
+        [
+            DeadLetter(LogRecord(Position(0, i), ARRIVAL, b"k", b"v"), "undecodable", f"#{i}")
+            for i in range(3)
+        ]
+    )
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    [future] = admin.delete_records([TopicPartition(settings.dlq_topic, 0, 1)]).values()
+    future.result(timeout=30)
+    # when
+    letters = log.dead_letters(10)
+    log.close()
+    # then
+    assert [d.detail for d in letters] == ["#1", "#2"]

@@ -1,0 +1,187 @@
+"""Hourly usage is ordered by the ledger content it was derived from, never by who wrote last.
+
+A rebuild and the live projector (or a zombie projector after a rebalance) can each read a
+tenant-hour, pause, and write it later: the write derived from more of the ledger must win.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from ledger.model import LedgerEvent
+from ledger.ports import ConflictRecord, LedgerStore
+from ledger.scylla import ScyllaLedgerStore
+from projections.ports import UsageStore
+from projections.runner import project_hours, rebuild
+from tests.unit.helpers import T0, catalog, event, pulse
+
+SAME_BACKEND = [
+    ("sqlite", "sqlite"),
+    pytest.param("cassandra", "cassandra", marks=pytest.mark.servers),
+]
+BILLING_UNIT = catalog().billing_unit
+
+
+class PausedAfterRead:
+    """The real ledger store, seen by one actor that is paused once: after it read `paused`
+    (a tenant-hour) and before it could write what it derived, `meanwhile` runs to the end.
+    Only `tenant` is visible, so a rebuild in a shared test keyspace touches only this test."""
+
+    def __init__(
+        self,
+        inner: LedgerStore,
+        tenant: str,
+        paused: tuple[str, datetime],
+        meanwhile: Callable[[], None],
+    ) -> None:
+        self._inner = inner
+        self._tenant = tenant
+        self._paused = paused
+        self._meanwhile: Callable[[], None] | None = meanwhile
+
+    def events_in_hour(self, tenant_id: str, hour: datetime) -> list[LedgerEvent]:
+        events = self._inner.events_in_hour(tenant_id, hour)
+        if (tenant_id, hour) == self._paused and self._meanwhile is not None:
+            meanwhile, self._meanwhile = self._meanwhile, None
+            meanwhile()
+        return events
+
+    def tenants(self) -> list[str]:
+        return [self._tenant]
+
+    def hours(self, tenant_id: str) -> list[datetime]:
+        return self._inner.hours(tenant_id)
+
+    def seen(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        return self._inner.seen(keys)
+
+    def append(self, events: Sequence[LedgerEvent]) -> None:
+        self._inner.append(events)
+
+    def record_conflicts(self, conflicts: Sequence[ConflictRecord]) -> None:
+        self._inner.record_conflicts(conflicts)
+
+    def get(self, tenant_id: str, pulse_id: str) -> LedgerEvent | None:
+        return self._inner.get(tenant_id, pulse_id)
+
+    def conflicts(self, tenant_id: str) -> list[ConflictRecord]:
+        return self._inner.conflicts(tenant_id)
+
+    def close(self) -> None:
+        pass
+
+
+def gigabytes(tenant: str, offsets: range) -> list[LedgerEvent]:
+    return [event(pulse(f"p-{i}", tenant=tenant, amount="1"), offset=i) for i in offsets]
+
+
+def usage_of(usage: UsageStore, tenant: str) -> tuple[Decimal, int]:
+    rows = usage.usage(tenant, T0, T0 + timedelta(hours=1))
+    return sum((r.quantity for r in rows), Decimal(0)), sum(r.pulse_count for r in rows)
+
+
+@pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
+def test_a_rebuild_paused_after_its_read_does_not_undo_the_projector(
+    ledger_store: LedgerStore, usage_store: UsageStore
+) -> None:
+    # given: ten pulses of one tenant-hour, projected
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ledger_store.append(gigabytes(tenant, range(10)))
+    project_hours([(tenant, T0)], ledger_store, usage_store, BILLING_UNIT)
+
+    def writer_then_projector() -> None:
+        ledger_store.append(gigabytes(tenant, range(10, 11)))
+        project_hours([(tenant, T0)], ledger_store, usage_store, BILLING_UNIT)
+
+    paused = PausedAfterRead(ledger_store, tenant, (tenant, T0), writer_then_projector)
+    # when: the rebuild read ten, then the writer appended the 11th and the projector wrote it
+    rebuild(paused, usage_store, BILLING_UNIT)
+    # then: usage is the ledger's, not the rebuild's older snapshot
+    assert usage_of(usage_store, tenant) == (Decimal(11), 11)
+
+
+@pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
+def test_a_projector_paused_after_its_read_does_not_undo_a_rebuild(
+    ledger_store: LedgerStore, usage_store: UsageStore
+) -> None:
+    # given: a zombie projector (e.g. after a rebalance) read the hour with one pulse ...
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ledger_store.append(gigabytes(tenant, range(1)))
+
+    def writer_then_rebuild() -> None:
+        ledger_store.append(gigabytes(tenant, range(1, 5)))
+        rebuild(
+            PausedAfterRead(ledger_store, tenant, ("", T0), lambda: None),
+            usage_store,
+            BILLING_UNIT,
+        )
+
+    zombie = PausedAfterRead(ledger_store, tenant, (tenant, T0), writer_then_rebuild)
+    # when: ... then four more were written and rebuilt, then the zombie wrote its hour
+    project_hours([(tenant, T0)], zombie, usage_store, BILLING_UNIT)
+    # then
+    assert usage_of(usage_store, tenant) == (Decimal(5), 5)
+
+
+@pytest.mark.servers
+def test_a_projector_whose_clock_is_behind_still_writes_the_newer_hour(
+    cql_session: Any, migrated_keyspace: str
+) -> None:
+    from projections.scylla import ScyllaUsageStore
+
+    # given: two projectors on one ledger, one clock an hour ahead, the other an hour behind
+    ledger = ScyllaLedgerStore(cql_session, migrated_keyspace)
+    now = time.time()
+    ahead = ScyllaUsageStore(cql_session, migrated_keyspace, clock=lambda: now + 3600)
+    behind = ScyllaUsageStore(cql_session, migrated_keyspace, clock=lambda: now - 3600)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ledger.append(gigabytes(tenant, range(1)))
+    project_hours([(tenant, T0)], ledger, ahead, BILLING_UNIT)
+    ledger.append(gigabytes(tenant, range(1, 3)))
+    # when: the projector behind in time derives the hour after the two new pulses
+    project_hours([(tenant, T0)], ledger, behind, BILLING_UNIT)
+    # then
+    assert usage_of(behind, tenant) == (Decimal(3), 3)
+
+
+@pytest.mark.servers
+def test_a_rederivation_from_as_many_events_replaces_the_hour_whole(
+    cql_session: Any, migrated_keyspace: str
+) -> None:
+    """After a catalog change the same events are re-derived into other rows (`pulse rebuild`)."""
+    from projections.scylla import ScyllaUsageStore
+
+    # given: the hour derived while the catalog did not know the SKU (unpriced, in MB)
+    ledger = ScyllaLedgerStore(cql_session, migrated_keyspace)
+    now = time.time()
+    before = ScyllaUsageStore(cql_session, migrated_keyspace, clock=lambda: now)
+    after = ScyllaUsageStore(cql_session, migrated_keyspace, clock=lambda: now + 1)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ledger.append([event(pulse("p-1", tenant=tenant, amount="1500", unit="MB"))])
+    project_hours([(tenant, T0)], ledger, before, lambda _sku: None)
+    # when: re-derived with the catalog that bills the SKU in GB
+    project_hours([(tenant, T0)], ledger, after, BILLING_UNIT)
+    # then
+    rows = after.usage(tenant, T0, T0 + timedelta(hours=1))
+    assert [(r.unit, r.quantity, r.unpriced_reason) for r in rows] == [("GB", Decimal("1.5"), "")]
+
+
+def test_write_timestamps_order_by_events_then_time_above_any_wall_clock_stamp() -> None:
+    from projections.scylla import write_timestamp
+
+    now = time.time()
+    # more events win whatever the clocks say; at equal events, the later second
+    assert write_timestamp(11, now - 86400) > write_timestamp(10, now + 86400)
+    assert write_timestamp(10, now + 1) > write_timestamp(10, now)
+    # above the wall-clock microseconds earlier versions stamped (2^62 µs is in 2116)
+    assert write_timestamp(0, now) >= 1 << 62 > time.time_ns() // 1000
+    assert write_timestamp((1 << 31) - 1, 2**40) < 2**63
+    with pytest.raises(ValueError):
+        write_timestamp(1 << 31, now)
