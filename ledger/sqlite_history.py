@@ -7,7 +7,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ledger.model import LogRecord, Position, from_micros, to_micros
-from ledger.sqlite import _LOG_SCHEMA, SQLiteDb
+from ledger.sqlite import _LOG_SCHEMA
+from storage.sqlite import SQLiteDb
 
 
 class SQLiteLogHistory:
