@@ -26,35 +26,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from catalog.invoice import CorrectionNote
-from kernel.decimals import EXACT
 from ledger import codec
 from ledger.dedup import classify
 from ledger.model import LedgerEvent, LogRecord
 from ledger.ports import LedgerStore, LogHistory
 from ledger.writer import LedgerAppender
+from projections.changes import BucketChange, TenantHour, bucket_changes
 from projections.hourly import BillingUnitOf, HourlyUsage, derive_hour
 from projections.invoices import Invoicing
 from projections.ports import UsageStore
 from projections.runner import project_hours
 
-TenantHour = tuple[str, datetime]
 Progress = Callable[[int], None]  # records read so far
-
-
-@dataclass(frozen=True)
-class BucketChange:
-    """One (tenant, hour, sku, unit) bucket whose quantity changed (None: no bucket)."""
-
-    tenant_id: str
-    hour: datetime
-    sku: str
-    unit: str
-    before: Decimal | None
-    after: Decimal | None
 
 
 @dataclass(frozen=True)
@@ -136,6 +123,24 @@ class Replay:
         self._rederive(touched, planned, report)
         return report
 
+    def resubmit(self, records: Sequence[LogRecord]) -> tuple[list[str], ReplayReport]:
+        """Dead letters sent through the same path again (after a fix to the decoder or the
+        rules): one outcome per record, then the touched hours re-derived and corrected."""
+        report = ReplayReport(dry_run=False)
+        outcomes = []
+        touched: set[TenantHour] = set()
+        for record in records:
+            done = self._writer.apply([record])
+            report.records += 1
+            report.added += done.written
+            report.duplicates += done.duplicates
+            report.conflicts += done.conflicts
+            report.undecodable += done.undecodable
+            touched.update((e.pulse.tenant_id, e.hour) for e in done.new)
+            outcomes.append(_outcome(done.written, done.duplicates, done.conflicts))
+        self._rederive(touched, {}, report)
+        return outcomes, report
+
     # ----- step 2 -------------------------------------------------------------------------
 
     @staticmethod
@@ -189,7 +194,7 @@ class Replay:
             return
         before = {th: self._stored(th) for th in touched}
         after = {th: self._derived(th, planned) for th in touched}
-        report.buckets = _bucket_changes(before, after)
+        report.buckets = bucket_changes(before, after)
         periods = sorted({(t, f"{h:%Y-%m}") for t, h in touched})
         drafts_before = {tp: self._invoicing.draft(*tp) for tp in periods}
         if report.dry_run:
@@ -223,6 +228,16 @@ class Replay:
         return derive_hour(events, self._billing_unit_of)
 
 
+def _outcome(written: int, duplicates: int, conflicts: int) -> str:
+    if written:
+        return "written to the ledger"
+    if duplicates:
+        return "already in the ledger (duplicate)"
+    if conflicts:
+        return "still a conflict: the ledger keeps the first payload"
+    return "still not accepted: dead-lettered again"
+
+
 def _decoded(records: Iterable[LogRecord]) -> list[LedgerEvent]:
     events = []
     for record in records:
@@ -232,25 +247,3 @@ def _decoded(records: Iterable[LogRecord]) -> list[LedgerEvent]:
             continue  # counted (and dead-lettered when writing) by the writer's path
         events.append(LedgerEvent.of(pulse, record.position, record.arrival))
     return events
-
-
-def _bucket_changes(
-    before: Mapping[TenantHour, Sequence[HourlyUsage]],
-    after: Mapping[TenantHour, Sequence[HourlyUsage]],
-) -> list[BucketChange]:
-    changes = []
-    for (tenant, hour), rows in sorted(after.items()):
-        old = _quantities(before.get((tenant, hour), ()))
-        new = _quantities(rows)
-        for key in sorted(old.keys() | new.keys()):
-            if old.get(key) != new.get(key):
-                changes.append(BucketChange(tenant, hour, *key, old.get(key), new.get(key)))
-    return changes
-
-
-def _quantities(rows: Iterable[HourlyUsage]) -> dict[tuple[str, str], Decimal]:
-    out: dict[tuple[str, str], Decimal] = {}
-    for row in rows:
-        key = (row.product_sku, row.unit)
-        out[key] = EXACT.add(out.get(key, Decimal(0)), row.quantity)
-    return out

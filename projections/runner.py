@@ -12,7 +12,7 @@ from ledger import codec
 from ledger.model import hour_of
 from ledger.ports import LedgerStore, LogConsumer, PulseLog
 from ledger.retry import retrying
-from projections.hourly import BillingUnitOf, derive_hour
+from projections.hourly import BillingUnitOf, HourlyUsage, derive_hour
 from projections.ports import UsageStore
 
 log = logging.getLogger(__name__)
@@ -23,33 +23,18 @@ def project_hours(
     store: LedgerStore,
     usage: UsageStore,
     billing_unit_of: BillingUnitOf,
-) -> int:
-    """Recomputes each tenant-hour from ledger rows and writes it whole (absolute values).
+) -> dict[tuple[str, datetime], list[HourlyUsage]]:
+    """Recomputes each tenant-hour from ledger rows and writes it whole (absolute values);
+    returns what it derived.
 
     Live projection, rebuild and replay all go through here: one definition of usage.
     """
-    count = 0
+    derived = {}
     for tenant, hour in sorted(set(hours)):
         rows = derive_hour(store.events_in_hour(tenant, hour), billing_unit_of)
         usage.replace_hour(tenant, hour, rows)
-        count += 1
-    return count
-
-
-def rebuild(
-    store: LedgerStore,
-    usage: UsageStore,
-    billing_unit_of: BillingUnitOf,
-    progress: Callable[[int], None] = lambda _n: None,
-) -> int:
-    """Re-derives every tenant-hour of the ledger; returns how many."""
-    done = 0
-    for tenant in store.tenants():
-        done += project_hours(
-            ((tenant, h) for h in store.hours(tenant)), store, usage, billing_unit_of
-        )
-        progress(done)
-    return done
+        derived[(tenant, hour)] = rows
+    return derived
 
 
 @dataclass(frozen=True)
@@ -113,7 +98,7 @@ class HourlyProjector:
             touched.add((pulse.tenant_id, hour_of(pulse.occurred_at)))
 
         def project_then_commit() -> int:
-            count = project_hours(touched, self._store, self._usage, self._billing_unit_of)
+            count = len(project_hours(touched, self._store, self._usage, self._billing_unit_of))
             if self._after is not None:
                 self._after(touched)  # e.g. correction notes for finalized periods
             self._consumer.commit(records)

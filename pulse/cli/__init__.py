@@ -9,8 +9,8 @@ import typer
 from pulse.cli.billing import catalog_app, contracts_app, invoice_app
 from pulse.cli.common import exit_code
 from pulse.cli.dev import dev_app
-from pulse.cli.operations import operations_app
-from pulse.cli.pipeline import config_app, dlq_app, pipeline_app
+from pulse.cli.operations import dlq_app, operations_app
+from pulse.cli.pipeline import config_app, pipeline_app
 
 app = typer.Typer(
     help="pulse-ledger: usage metering and billing ledger. Example: pulse demo",

@@ -1,4 +1,4 @@
-"""`pulse replay|reconcile`: operators re-reading history and proving every stage agrees."""
+"""`pulse replay|rebuild|reconcile|dlq`: operators re-deriving history and proving it agrees."""
 
 from __future__ import annotations
 
@@ -20,9 +20,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from kernel.errors import Invalid
+from kernel.errors import Invalid, NotFound
+from ledger.model import Position
+from ledger.ports import DeadLetter
 from pulse.cli.common import Embedded, console, parse_time, settings
 from pulse.cli.render import (
+    dead_letter_lines,
+    rebuild_json,
+    rebuild_lines,
     reconcile_json,
     reconcile_lines,
     reconcile_table,
@@ -31,6 +36,7 @@ from pulse.cli.render import (
 )
 
 operations_app = typer.Typer()
+dlq_app = typer.Typer(help="Dead-lettered records. Example: pulse dlq list --reason conflict")
 
 FromOffset = Annotated[
     list[str] | None,
@@ -217,3 +223,147 @@ def reconcile(
             console.print(line, highlight=False)
     if not report.clean:
         raise typer.Exit(1)
+
+
+@operations_app.command()
+def rebuild(
+    from_: Annotated[
+        str | None, typer.Option("--from", help="first hour (UTC), e.g. 2026-11-01")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="end, exclusive (UTC)")] = None,
+    tenant: Annotated[str | None, typer.Option(help="only this tenant")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+    embedded: Embedded = False,
+) -> None:
+    """Re-derive hourly usage from the ledger alone (no log needed) and report every bucket
+    that differed from what was stored. Safe beside the live projector and to repeat.
+
+    Example: pulse rebuild --from 2026-11-01 --to 2026-12-01 --tenant acme
+    """
+    from projections.rebuild import rebuild as rebuild_hours
+    from pulse.bootstrap import build
+
+    start = parse_time(from_, "--from") if from_ is not None else None
+    end = parse_time(to, "--to") if to is not None else None
+    if start is not None and end is not None and end <= start:
+        raise Invalid("--to must be after --from")
+    parts = build(settings(embedded))
+    try:
+        with console.status("re-deriving hourly usage") as status:
+            report = rebuild_hours(
+                parts.ledger,
+                parts.usage,
+                parts.catalog.billing_unit,
+                start=start,
+                end=end,
+                tenant=tenant,
+                progress=lambda n: status.update(f"re-derived {n} tenant-hours"),
+            )
+    finally:
+        parts.close()
+    if as_json:
+        print(json.dumps(rebuild_json(report), indent=2))
+        return
+    for line in rebuild_lines(report):
+        console.print(line, highlight=False)
+
+
+Limit = Annotated[int, typer.Option(min=1, max=100_000, help="at most this many")]
+
+
+@dlq_app.command("list")
+def dlq_list(
+    reason: Annotated[str | None, typer.Option(help="only this reason, e.g. conflict")] = None,
+    tenant: Annotated[str | None, typer.Option(help="only records keyed by this tenant")] = None,
+    limit: Limit = 50,
+    embedded: Embedded = False,
+) -> None:
+    """List dead-lettered records: origin position, arrival, reason, detail, first bytes.
+
+    Example: pulse dlq list --reason undecodable --limit 20
+    """
+    from pulse.bootstrap import build
+
+    parts = build(settings(embedded))
+    try:
+        letters = _letters(parts.log.dead_letters(DLQ_SCAN), reason, tenant)[:limit]
+    finally:
+        parts.close()
+    for line in dead_letter_lines(letters):
+        console.print(line, highlight=False, markup=False)
+    console.print(f"{len(letters)} dead-lettered record(s) shown")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    id_: Annotated[
+        list[str] | None,
+        typer.Option("--id", help="origin position PARTITION:OFFSET of a dead letter (repeatable)"),
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="every dead letter of this reason")] = None,
+    embedded: Embedded = False,
+) -> None:
+    """Send dead letters through the ledger's path again after a fix (a decoder, a rule) and
+    print each outcome; a conflict stays a conflict. Touched hours and drafts are re-derived.
+
+    Example: pulse dlq replay --reason undecodable
+    """
+    from ledger.writer import LedgerAppender
+    from projections.invoices import Invoicing, writer_commits
+    from projections.replay import Replay
+    from pulse.bootstrap import build
+
+    if bool(id_) == (reason is not None):
+        raise Invalid("give --id (repeatable) or --reason")
+    chosen = settings(embedded)
+    parts = build(chosen)
+    try:
+        letters = _letters(parts.log.dead_letters(DLQ_SCAN), reason, None)
+        if id_:
+            wanted = {str(parse_position(i)) for i in id_}
+            letters = [d for d in letters if str(d.record.position) in wanted]
+            missing = wanted - {str(d.record.position) for d in letters}
+            if missing:
+                raise NotFound(f"--id: no dead letter at {', '.join(sorted(missing))}")
+        invoicing = Invoicing(
+            parts.billing,
+            parts.ledger,
+            parts.usage,
+            writer_commits(parts.log, chosen.kafka.writer_group),
+        )
+        job = Replay(
+            parts.history,
+            LedgerAppender(parts.log, parts.ledger),
+            parts.ledger,
+            parts.usage,
+            invoicing,
+            parts.catalog.billing_unit,
+        )
+        # One record per position: a letter dead-lettered for two reasons is one record.
+        records = list({d.record.position: d.record for d in letters}.values())
+        outcomes, report = job.resubmit(records)
+    finally:
+        parts.close()
+    for record, outcome in zip(records, outcomes, strict=True):
+        console.print(f"{record.position}: {outcome}", highlight=False)
+    for line in replay_lines(report)[1:]:
+        console.print(line, highlight=False)
+
+
+DLQ_SCAN = 100_000  # dead letters read per command: the DLQ is small when things are healthy
+
+
+def parse_position(text: str) -> Position:
+    part, sep, offset = text.partition(":")
+    if not (sep and (part + offset).isascii() and part.isdigit() and offset.isdigit()):
+        raise Invalid(f"--id: {text!r} is not PARTITION:OFFSET (e.g. 2:1500)")
+    return Position(int(part), int(offset))
+
+
+def _letters(letters: list[DeadLetter], reason: str | None, tenant: str | None) -> list[DeadLetter]:
+    key = tenant.encode() if tenant is not None else None
+    return [
+        d
+        for d in letters
+        if (reason is None or d.reason == reason) and (key is None or d.record.key == key)
+    ]

@@ -1,4 +1,4 @@
-"""`pulse demo|serve|migrate|usage|rebuild|send|dlq|config`: running and inspecting the pipeline."""
+"""`pulse demo|serve|migrate|usage|send|config`: running and inspecting the pipeline."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from pulse.settings import masked
 
 pipeline_app = typer.Typer()
 config_app = typer.Typer(help="Inspect the effective settings. Example: pulse config check")
-dlq_app = typer.Typer(help="Dead-lettered records. Example: pulse dlq list")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -152,29 +151,6 @@ def usage(
 
 
 @pipeline_app.command()
-def rebuild(embedded: bool = False) -> None:
-    """Re-derive every hourly-usage bucket from the ledger (absolute values, safe to repeat).
-
-    Example: pulse rebuild
-    """
-    from projections.runner import rebuild as rebuild_all
-    from pulse.bootstrap import build
-
-    parts = build(settings(embedded))
-    try:
-        with console.status("re-deriving hourly usage") as status:
-            done = rebuild_all(
-                parts.ledger,
-                parts.usage,
-                parts.catalog.billing_unit,
-                progress=lambda n: status.update(f"re-derived {n} tenant-hours"),
-            )
-    finally:
-        parts.close()
-    console.print(f"re-derived {done} tenant-hours from the ledger")
-
-
-@pipeline_app.command()
 def send(
     target: Annotated[str, typer.Option(help="ingestor address")] = "127.0.0.1:50051",
     total: Annotated[int, typer.Option(help="pulses to send", min=1)] = 10_000,
@@ -198,18 +174,3 @@ def send(
     console.print(report.summary())
     if report.errors:
         raise typer.Exit(EXIT_UNAVAILABLE)
-
-
-@dlq_app.command("list")
-def dlq_list(embedded: bool = False, limit: int = 50) -> None:
-    """List dead-lettered records with their reason. Example: pulse dlq list --embedded"""
-    from pulse.bootstrap import build
-
-    parts = build(settings(embedded))
-    try:
-        letters = parts.log.dead_letters(limit)
-    finally:
-        parts.close()
-    for letter in letters:
-        console.print(f"{letter.record.position}  {letter.reason}: {letter.detail}")
-    console.print(f"{len(letters)} dead-lettered record(s) shown")

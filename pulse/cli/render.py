@@ -13,7 +13,10 @@ from rich.table import Table
 from catalog.invoice import InvoiceDraft
 from catalog.terms import MINOR_UNITS, ContractVersion
 from kernel.decimals import EXACT, plain
+from ledger.ports import DeadLetter
+from projections.changes import BucketChange
 from projections.hourly import HourlyUsage
+from projections.rebuild import RebuildReport
 from projections.reconcile import ReconcileReport
 from projections.replay import ReplayReport
 
@@ -208,17 +211,7 @@ def replay_json(report: ReplayReport) -> dict[str, object]:
         "conflicts": report.conflicts,
         "undecodable": report.undecodable,
         "other_tenants": report.other_tenants,
-        "buckets": [
-            {
-                "tenant_id": b.tenant_id,
-                "hour": b.hour.isoformat(),
-                "sku": b.sku,
-                "unit": b.unit,
-                "before": None if b.before is None else plain(b.before),
-                "after": None if b.after is None else plain(b.after),
-            }
-            for b in report.buckets
-        ],
+        "buckets": [_bucket_json(b) for b in report.buckets],
         "drafts": [
             {
                 "tenant_id": d.tenant_id,
@@ -301,3 +294,47 @@ def reconcile_json(report: ReconcileReport) -> dict[str, object]:
             for m in report.mismatches
         ],
     }
+
+
+def _bucket_json(b: BucketChange) -> dict[str, object]:
+    return {
+        "tenant_id": b.tenant_id,
+        "hour": b.hour.isoformat(),
+        "sku": b.sku,
+        "unit": b.unit,
+        "before": None if b.before is None else plain(b.before),
+        "after": None if b.after is None else plain(b.after),
+    }
+
+
+def rebuild_lines(report: RebuildReport, limit: int = 50) -> list[str]:
+    lines = [
+        f"re-derived {report.hours} tenant-hour(s) of {report.tenants} tenant(s) from the ledger",
+        f"buckets that differed from what was stored: {len(report.buckets)}",
+    ]
+    for b in report.buckets[:limit]:
+        lines.append(
+            f"  {b.tenant_id} {b.hour:%Y-%m-%d %H:00} {b.sku} [{b.unit}]: "
+            f"{_amount(b.before)} -> {_amount(b.after)}"
+        )
+    if len(report.buckets) > limit:
+        lines.append(f"  … and {len(report.buckets) - limit} more (--json lists all)")
+    return lines
+
+
+def rebuild_json(report: RebuildReport) -> dict[str, object]:
+    return {
+        "hours": report.hours,
+        "tenants": report.tenants,
+        "buckets": [_bucket_json(b) for b in report.buckets],
+    }
+
+
+def dead_letter_lines(letters: Sequence[DeadLetter]) -> list[str]:
+    """One line each; the first bytes are escaped, so a hostile record cannot drive the terminal."""
+    return [
+        f"{d.record.position}  {d.record.arrival.isoformat(timespec='milliseconds')}  "
+        f"{d.reason}: {d.detail.encode('unicode_escape').decode('ascii')}  "
+        f"key={d.record.key[:64]!r} value={d.record.value[:48]!r}"
+        for d in letters
+    ]

@@ -19,7 +19,8 @@ from ledger.model import LedgerEvent
 from ledger.ports import ConflictRecord, LedgerStore
 from ledger.scylla import ScyllaLedgerStore
 from projections.ports import UsageStore
-from projections.runner import project_hours, rebuild
+from projections.rebuild import rebuild
+from projections.runner import project_hours
 from tests.unit.helpers import T0, catalog, event, pulse
 
 SAME_BACKEND = [

@@ -51,3 +51,29 @@ def test_bad_replay_ranges_are_invalid_and_change_nothing(
     # then
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_demos_conflict_is_listed_and_stays_a_conflict_when_replayed(demo_data: Path) -> None:
+    # given: the demo sends one reused id with another payload
+    env = {"PULSE_EMBEDDED__PATH": str(demo_data)}
+
+    # when
+    listed = run("dlq", "list", "--reason", "conflict", "--embedded", **env)
+    replayed = run("dlq", "replay", "--reason", "conflict", "--embedded", **env)
+
+    # then
+    assert listed.returncode == 0 and "1 dead-lettered record(s) shown" in listed.stdout
+    assert replayed.returncode == 0, replayed.stderr
+    assert "still a conflict" in replayed.stdout
+
+
+def test_a_rebuild_of_the_demo_finds_nothing_to_change(demo_data: Path) -> None:
+    done = run("rebuild", "--json", "--embedded", PULSE_EMBEDDED__PATH=str(demo_data))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["hours"] > 0 and report["buckets"] == []
+
+
+def test_a_dead_letter_id_that_does_not_exist_is_not_found(demo_data: Path) -> None:
+    done = run("dlq", "replay", "--id", "9:9", "--embedded", PULSE_EMBEDDED__PATH=str(demo_data))
+    assert done.returncode == 3 and "no dead letter at 9:9" in done.stderr
