@@ -9,14 +9,16 @@ from decimal import Decimal
 from typing import Any
 
 from cassandra.cluster import Session
-from cassandra.query import BatchStatement, BatchType
+from cassandra.query import PreparedStatement
 
 from ledger.model import LedgerEvent, Position, Pulse, from_micros, hour_of, to_micros
 from ledger.ports import ConflictRecord
-from storage.cql import run_concurrent, translated
+from storage.cql import execute_all, run_concurrent, text_size, translated, unlogged_batches
 
-# Rows per single-partition batch: keeps batches well under Cassandra's 50 KiB failure limit.
-BATCH_ROWS = 32
+# Rows per unlogged batch (each batch also stays under storage.cql.BATCH_BYTES), and pulse
+# ids per dedup look-up: one request then serves many pulses.
+BATCH_ROWS = 100
+SEEN_CHUNK = 100
 
 
 class ScyllaLedgerStore:
@@ -24,11 +26,14 @@ class ScyllaLedgerStore:
 
     def __init__(self, session: Session, keyspace: str) -> None:
         self._session = session
+        self._keyspace = keyspace
         ks = keyspace
         p = session.prepare
         with translated("preparing ledger statements"):
+            # IN on the last partition-key column: one request per tenant and 100 ids.
             self._seen = p(
-                f"SELECT payload_hash FROM {ks}.pulses_by_id WHERE tenant_id=? AND pulse_id=?"
+                f"SELECT pulse_id, payload_hash FROM {ks}.pulses_by_id "
+                "WHERE tenant_id=? AND pulse_id IN ?"
             )
             self._insert_event = p(
                 f"INSERT INTO {ks}.pulses_by_hour (tenant_id, hour, pulse_id, product_sku, "
@@ -74,56 +79,54 @@ class ScyllaLedgerStore:
             )
 
     def seen(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        by_tenant: dict[str, list[str]] = defaultdict(list)
+        for tenant, pulse_id in keys:
+            by_tenant[tenant].append(pulse_id)
+        args = [
+            (tenant, ids[i : i + SEEN_CHUNK])
+            for tenant, ids in by_tenant.items()
+            for i in range(0, len(ids), SEEN_CHUNK)
+        ]
         with translated("reading the dedup index"):
-            results = run_concurrent(self._session, self._seen, keys)
-        found: dict[tuple[str, str], str] = {}
-        for key, rows in zip(keys, results, strict=True):
-            row = rows.one() if hasattr(rows, "one") else (rows[0] if rows else None)
-            if row is not None:
-                found[key] = row.payload_hash
-        return found
+            results = run_concurrent(self._session, self._seen, args)
+            return {
+                (tenant, row.pulse_id): row.payload_hash
+                for (tenant, _ids), rows in zip(args, results, strict=True)
+                for row in rows
+            }
 
     def append(self, events: Sequence[LedgerEvent]) -> None:
         if not events:
             return
-        by_partition: dict[tuple[str, datetime], list[LedgerEvent]] = defaultdict(list)
-        for event in events:
-            by_partition[(event.pulse.tenant_id, event.hour)].append(event)
+        hours = sorted({(e.pulse.tenant_id, e.hour) for e in events})
+        marks = [
+            (
+                e.pulse.tenant_id,
+                e.pulse.pulse_id,
+                e.hour,
+                e.payload_hash,
+                e.position.partition,
+                e.position.offset,
+                e.arrival,
+            )
+            for e in events
+        ]
         with translated("writing ledger events"):
-            # 1. event rows, in single-partition batches (atomic per partition);
-            futures = []
-            for group in by_partition.values():
-                for i in range(0, len(group), BATCH_ROWS):
-                    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                    for event in group[i : i + BATCH_ROWS]:
-                        batch.add(self._insert_event, self._event_values(event))
-                    futures.append(self._session.execute_async(batch))
-            for future in futures:
-                future.result()
-            # 2. hour and tenant listings (idempotent upserts);
-            hours = list(by_partition)
-            run_concurrent(self._session, self._insert_hour, hours)
-            run_concurrent(
-                self._session, self._insert_tenant, [(t,) for t in {t for t, _ in hours}]
-            )
-            # 3. only now the dedup marks: a crash before this line leaves ids unmarked, so the
+            # 1. event rows, and the hour and tenant listings (idempotent upserts), in
+            #    unlogged batches of partitions that share their replicas (atomic per
+            #    partition); a crash here leaves no mark, so the batch is written again;
+            self._write(self._insert_event, [self._event_values(e) for e in events])
+            self._write(self._insert_hour, hours)
+            self._write(self._insert_tenant, [(t,) for t in sorted({t for t, _ in hours})])
+            # 2. only now the dedup marks: a crash before this line leaves ids unmarked, so the
             #    redelivered batch writes the same rows again instead of skipping them.
-            run_concurrent(
-                self._session,
-                self._insert_mark,
-                [
-                    (
-                        e.pulse.tenant_id,
-                        e.pulse.pulse_id,
-                        e.hour,
-                        e.payload_hash,
-                        e.position.partition,
-                        e.position.offset,
-                        e.arrival,
-                    )
-                    for e in events
-                ],
-            )
+            self._write(self._insert_mark, marks)
+
+    def _write(self, statement: PreparedStatement, rows: Sequence[Sequence[object]]) -> None:
+        batches = unlogged_batches(
+            self._session, self._keyspace, statement, rows, max_rows=BATCH_ROWS, size_of=text_size
+        )
+        execute_all(self._session, batches)
 
     def record_conflicts(self, conflicts: Sequence[ConflictRecord]) -> None:
         args = []
