@@ -19,3 +19,15 @@ class Invalid(LedgerError):
 
 class Unavailable(LedgerError):
     """A backend did not answer in time; retrying the same request is safe."""
+
+
+class Unauthenticated(LedgerError):
+    """No credentials, or credentials that name no valid key; the message never echoes them."""
+
+
+class Revoked(Unauthenticated):
+    """A key that was valid and has been revoked (gRPC answers PERMISSION_DENIED, HTTP 401)."""
+
+
+class Forbidden(LedgerError):
+    """A valid key whose role does not allow the call."""

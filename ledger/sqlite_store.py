@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ledger.model import LedgerEvent, Position, Pulse, from_micros, hour_of, to_micros
 from ledger.ports import ConflictRecord
-from ledger.sqlite import SQLiteDb
+from storage.sqlite import SQLiteDb
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pulses (

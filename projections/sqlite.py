@@ -8,8 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from ledger.model import Position, from_micros, to_micros
-from ledger.sqlite import SQLiteDb
 from projections.hourly import HourlyUsage
+from storage.sqlite import SQLiteDb
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hourly_usage (
