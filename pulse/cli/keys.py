@@ -64,7 +64,8 @@ def list_keys(embedded: Embedded = False) -> None:
         records = store.all()
     table = Table(title="API keys")
     for column in ("id", "role", "tenants", "name", "created (UTC)", "revoked (UTC)"):
-        table.add_column(column)
+        # Ids and times are copied whole (`pulse keys revoke ID`): never wrapped.
+        table.add_column(column, no_wrap=column not in ("tenants", "name"))
     for r in records:
         table.add_row(
             r.key_id,
