@@ -14,6 +14,7 @@ COPY pyproject.toml README.md ./
 # One COPY per package: a multi-source COPY would merge the directories' contents.
 COPY kernel/ kernel/
 COPY storage/ storage/
+COPY access/ access/
 COPY eventstore_cql/ eventstore_cql/
 COPY ingestor/ ingestor/
 COPY ledger/ ledger/

@@ -16,7 +16,15 @@ from pathlib import Path
 
 from devtools import servers as devservers
 from devtools.config import DevSettings
-from pulse.settings import Backend, CqlSettings, IngestSettings, KafkaSettings, Settings, as_env
+from pulse.settings import (
+    AuthSettings,
+    Backend,
+    CqlSettings,
+    IngestSettings,
+    KafkaSettings,
+    Settings,
+    as_env,
+)
 
 PULSE_CLI = str(Path(sys.executable).parent / "pulse")
 
@@ -61,6 +69,7 @@ def fresh_settings(srv: Servers, partitions: int = 6, keyspace: str = "pulse_ben
         ),
         cql=CqlSettings(contact_points=srv.cql_host, port=srv.cql_port, keyspace=keyspace),
         ingest=IngestSettings(address=f"127.0.0.1:{free_port()}"),
+        auth=AuthSettings(mode="off"),  # benchmarks measure the pipeline, not key checks
     )
     for _line in run_migrations(settings):
         pass

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ledger.ports import OutgoingRecord
-from ledger.validation import BillingUnitOf, RawPulse, Rejection, validate
+from ledger.validation import MAX_ID, BillingUnitOf, RawPulse, Rejection, validate
 from proto.pulse.v1 import pulse_pb2
 
 
@@ -41,14 +41,29 @@ def check_batch(
     now: datetime,
     future_skew: timedelta,
     billing_unit_of: BillingUnitOf,
+    *,
+    may_send: Callable[[str], bool] | None = None,
 ) -> Checked:
     """Validates each pulse; valid ones become records keyed by tenant (one partition per
-    tenant keeps a tenant's pulses in order, which the writer's dedup relies on)."""
+    tenant keeps a tenant's pulses in order, which the writer's dedup relies on).
+
+    `may_send` (the caller's key) refuses pulses of tenants the key is not for, one by one:
+    the rest of the batch is still processed."""
     accepted = pulse_pb2.PulseResult.ACCEPTED
     rejected = pulse_pb2.PulseResult.REJECTED
     results: list[pulse_pb2.PulseResult] = []
     records: list[OutgoingRecord] = []
     for message in pulses:
+        if may_send is not None and not may_send(message.tenant_id):
+            results.append(
+                pulse_pb2.PulseResult(
+                    status=rejected,
+                    pulse_id=message.pulse_id[:MAX_ID],
+                    field="tenant_id",
+                    reason="this API key may not send pulses for this tenant",
+                )
+            )
+            continue
         outcome = validate(raw_of(message), now, future_skew, billing_unit_of)
         if isinstance(outcome, Rejection):
             results.append(

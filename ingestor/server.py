@@ -12,8 +12,19 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from access.keys import Principal, Role
+from access.verifier import KeyVerifier
 from ingestor.core import check_batch
-from kernel.errors import Conflict, Invalid, LedgerError, NotFound, Unavailable
+from kernel.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    LedgerError,
+    NotFound,
+    Revoked,
+    Unauthenticated,
+    Unavailable,
+)
 from ledger.ports import PulseLog
 from ledger.validation import BillingUnitOf
 from proto.pulse.v1 import pulse_pb2
@@ -48,8 +59,11 @@ class IngestServicer:
         *,
         max_batch: int,
         future_skew: timedelta,
+        auth: KeyVerifier | None,
     ) -> None:
+        """`auth` None is development mode: no key is asked for (the caller says so loudly)."""
         self._log = pulse_log
+        self._auth = auth
         self._billing_unit_of = billing_unit_of
         self._max_batch = max_batch
         self._future_skew = future_skew
@@ -58,12 +72,26 @@ class IngestServicer:
         self, request: pulse_pb2.IngestRequest | _Undecodable, context: grpc.ServicerContext
     ) -> pulse_pb2.IngestResponse:
         try:
-            return self._ingest(request)
+            caller = self._caller(context)
+            return self._ingest(request, caller)
         except LedgerError as error:
             context.abort(status_of(error), str(error))
             raise  # abort raises; this line only tells the type checker
 
-    def _ingest(self, request: pulse_pb2.IngestRequest | _Undecodable) -> pulse_pb2.IngestResponse:
+    def _caller(self, context: grpc.ServicerContext) -> Principal | None:
+        """The producer key of the call (metadata `authorization: Bearer <key>`)."""
+        if self._auth is None:
+            return None
+        values = [v for k, v in context.invocation_metadata() if k == "authorization"]
+        presented = values[0] if values and isinstance(values[0], str) else None
+        caller = self._auth.verify(presented)
+        if caller.role is not Role.PRODUCER:
+            raise Forbidden(f"a {caller.role} key may not ingest; use a producer key")
+        return caller
+
+    def _ingest(
+        self, request: pulse_pb2.IngestRequest | _Undecodable, caller: Principal | None
+    ) -> pulse_pb2.IngestResponse:
         if isinstance(request, _Undecodable):
             raise Invalid(f"request: not an IngestRequest ({request.reason})")
         count = len(request.pulses)
@@ -77,7 +105,13 @@ class IngestServicer:
         # Kafka timestamps are milliseconds: stamp arrival at that precision everywhere so
         # the embedded and the Kafka backends store the same arrival time.
         arrival = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        checked = check_batch(request.pulses, arrival, self._future_skew, self._billing_unit_of)
+        checked = check_batch(
+            request.pulses,
+            arrival,
+            self._future_skew,
+            self._billing_unit_of,
+            may_send=None if caller is None else caller.may_send_for,
+        )
         if checked.records:
             try:
                 # Answer only after the log confirmed every record (acks=all).
@@ -91,7 +125,11 @@ class IngestServicer:
 
 
 # The gRPC edge's one error map (kernel category -> status code).
+# Order matters: subclasses first (a revoked key is denied, not merely unauthenticated).
 STATUS: dict[type[LedgerError], grpc.StatusCode] = {
+    Revoked: grpc.StatusCode.PERMISSION_DENIED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    Forbidden: grpc.StatusCode.PERMISSION_DENIED,
     Invalid: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
     Conflict: grpc.StatusCode.ALREADY_EXISTS,

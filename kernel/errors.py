@@ -24,3 +24,15 @@ class Unavailable(LedgerError):
 class BackendError(LedgerError):
     """A backend refused the request for good (schema missing, a statement it cannot run):
     retrying the same request cannot help, so it surfaces and stops the role loudly."""
+
+
+class Unauthenticated(LedgerError):
+    """No credentials, or credentials that name no valid key; the message never echoes them."""
+
+
+class Revoked(Unauthenticated):
+    """A key that was valid and has been revoked (gRPC answers PERMISSION_DENIED, HTTP 401)."""
+
+
+class Forbidden(LedgerError):
+    """A valid key whose role does not allow the call."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eventsourcing.utils import Environment
 
+from access.ports import KeyStore
 from catalog.billing import BillingApp
 from catalog.files import read_catalog
 from catalog.products import MeteredProduct, ProductCatalog
@@ -32,6 +34,7 @@ class Parts:
     catalog: ProductCatalog
     billing: BillingApp
     history: LogHistory
+    keys: KeyStore
 
     closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -41,6 +44,7 @@ class Parts:
         self.ledger.close()
         self.log.close()
         self.billing.close()
+        self.keys.close()
         for close in reversed(self.closers):  # shared connections last
             close()
 
@@ -97,6 +101,7 @@ def build(settings: Settings) -> Parts:
     """Adapters for `settings.backend`; the only place that knows concrete classes."""
     match settings.backend:
         case Backend.EMBEDDED:
+            from access.sqlite import SQLiteKeyStore
             from ledger.sqlite import SQLitePulseLog
             from ledger.sqlite_history import SQLiteLogHistory
             from ledger.sqlite_store import SQLiteLedgerStore
@@ -111,8 +116,10 @@ def build(settings: Settings) -> Parts:
                 catalog=load_catalog(settings, billing),
                 billing=billing,
                 history=SQLiteLogHistory(root / "log.sqlite", settings.embedded.partitions),
+                keys=SQLiteKeyStore(root / "keys.sqlite"),
             )
         case Backend.SERVERS:
+            from access.scylla import ScyllaKeyStore
             from ledger.kafka import KafkaPulseLog
             from ledger.kafka_history import KafkaLogHistory
             from ledger.scylla import ScyllaLedgerStore
@@ -134,8 +141,33 @@ def build(settings: Settings) -> Parts:
                     catalog=load_catalog(settings, billing),
                     billing=billing,
                     history=KafkaLogHistory(settings.kafka.config()),
+                    keys=ScyllaKeyStore(session, keyspace),
                     closers=[connection.close],
                 )
             except BaseException:
                 connection.close()
                 raise
+
+
+@contextmanager
+def key_store(settings: Settings) -> Iterator[KeyStore]:
+    """The backend's key store alone (for `pulse keys`), closed with its connection on exit."""
+    store: KeyStore
+    match settings.backend:
+        case Backend.EMBEDDED:
+            from access.sqlite import SQLiteKeyStore
+
+            store = SQLiteKeyStore(settings.embedded.path / "keys.sqlite")
+            try:
+                yield store
+            finally:
+                store.close()
+        case Backend.SERVERS:
+            from access.scylla import ScyllaKeyStore
+            from storage.cql import connect
+
+            connection = connect(settings.cql.config())
+            try:
+                yield ScyllaKeyStore(connection.session, settings.cql.keyspace)
+            finally:
+                connection.close()

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import grpc
 import uvicorn
 
+from access.verifier import KeyVerifier
 from ingestor.server import IngestServicer, create_server
 from ledger.writer import LedgerWriter
 from projections.runner import HourlyProjector, ProjectorSettings
@@ -18,6 +19,18 @@ from pulse.settings import Settings
 from query.app import create_app
 
 log = logging.getLogger(__name__)
+
+
+def key_verifier(settings: Settings, parts: Parts, server: str) -> KeyVerifier | None:
+    """The edges' key check, or None in development mode (said loudly: anyone gets in)."""
+    if settings.auth.mode == "off":
+        log.warning(
+            "AUTH IS OFF (PULSE_AUTH__MODE=off): the %s answers anyone without an API key. "
+            "Development only; never expose this port.",
+            server,
+        )
+        return None
+    return KeyVerifier(parts.keys, ttl=settings.auth.cache_seconds)
 
 
 @dataclass
@@ -49,6 +62,7 @@ def start(
             parts.catalog.billing_unit,
             max_batch=settings.ingest.max_batch,
             future_skew=timedelta(seconds=settings.ingest.future_skew_seconds),
+            auth=key_verifier(settings, parts, "gRPC ingestor"),
         )
         server, port = create_server(
             servicer,
@@ -137,7 +151,9 @@ def start_api(settings: Settings, parts: Parts) -> ApiServer:
         writer_commits(parts.log, settings.kafka.writer_group),
     )
     config = uvicorn.Config(
-        create_app(parts.ledger, parts.usage, invoicing),
+        create_app(
+            parts.ledger, parts.usage, invoicing, auth=key_verifier(settings, parts, "HTTP API")
+        ),
         host=settings.api.host,
         port=settings.api.port,
         log_level="warning",

@@ -99,6 +99,15 @@ class ApiSettings(_Section):
     port: int = Field(default=8000, ge=0, le=65535)
 
 
+class AuthSettings(_Section):
+    # "on": every gRPC Ingest and HTTP tenant route needs an API key (`pulse keys create`).
+    # "off": development mode, nobody is checked; the servers say so loudly when they start.
+    mode: Literal["on", "off"] = "on"
+    # How long a running process trusts a verified key before reading it again: the upper
+    # bound on how long a revoked key keeps working.
+    cache_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
 class Settings(BaseSettings):
     """Effective configuration; nested fields use `__`, e.g. PULSE_KAFKA__BOOTSTRAP_SERVERS."""
 
@@ -114,6 +123,9 @@ class Settings(BaseSettings):
     embedded: EmbeddedSettings = EmbeddedSettings()
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
+    # The API key `pulse send` presents (PULSE_KEY); a client setting, unused by the servers.
+    key: SecretStr | None = None
 
 
 def masked(settings: Settings) -> dict[str, object]:
@@ -136,4 +148,5 @@ def as_env(settings: Settings) -> dict[str, str]:
         "PULSE_CQL__KEYSPACE": settings.cql.keyspace,
         "PULSE_EMBEDDED__PATH": str(settings.embedded.path),
         "PULSE_INGEST__ADDRESS": settings.ingest.address,
+        "PULSE_AUTH__MODE": settings.auth.mode,
     }

@@ -6,11 +6,14 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from access.keys import Role
+from access.verifier import KeyVerifier
 from catalog.invoice import canonical_json
 from kernel.decimals import plain
-from kernel.errors import Invalid, NotFound, Unavailable
+from kernel.errors import Forbidden, Invalid, NotFound, Unavailable
 from ledger.model import LedgerEvent
 from ledger.ports import LedgerStore
 from projections.invoices import Invoicing
@@ -29,6 +32,35 @@ def _usage(request: Request) -> UsageStore:
     return store
 
 
+# Documents the scheme in the OpenAPI schema; the check itself reads the raw header, so that a
+# missing, non-Bearer or malformed value each get their own 401 message.
+_bearer = HTTPBearer(
+    auto_error=False, description="an API key from `pulse keys create`: Bearer pl_<id>_<secret>"
+)
+
+
+def _readable_tenant(
+    tenant_id: str,
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> str:
+    """The path's tenant, when the caller's key may read it (DESIGN invariant 13).
+
+    401 without a valid key; a tenant key asking for another tenant gets the same 404 as for
+    a tenant that does not exist, so tenant ids cannot be probed; operators read every tenant.
+    """
+    verifier: KeyVerifier | None = request.app.state.auth
+    if verifier is None:  # development mode
+        return tenant_id
+    caller = verifier.verify(request.headers.get("authorization"))
+    if caller.role is Role.PRODUCER:
+        raise Forbidden("a producer key may only ingest; read with a tenant or operator key")
+    if not caller.may_read(tenant_id):
+        raise NotFound(f"tenant {tenant_id!r} not found")
+    return tenant_id
+
+
+ReadableTenant = Annotated[str, Depends(_readable_tenant)]
 Ledger = Annotated[LedgerStore, Depends(_ledger)]
 Usage = Annotated[UsageStore, Depends(_usage)]
 
@@ -65,23 +97,29 @@ Invoices = Annotated[Invoicing, Depends(_invoicing)]
 
 
 def create_app(
-    ledger: LedgerStore, usage: UsageStore, invoicing: Invoicing | None = None
+    ledger: LedgerStore,
+    usage: UsageStore,
+    invoicing: Invoicing | None = None,
+    *,
+    auth: KeyVerifier | None,
 ) -> FastAPI:
+    """The read API; `auth` None is development mode (no key asked; the caller says so)."""
     app = FastAPI(title="pulse-ledger read API", version="1")
     register_error_handlers(app)
     app.state.ledger = ledger
     app.state.usage = usage
     app.state.invoicing = invoicing
+    app.state.auth = auth
 
     @app.get("/v1/tenants/{tenant_id}/invoices/{period}/draft")
-    def invoice_draft(tenant_id: str, period: str, invoices: Invoices) -> dict[str, Any]:
+    def invoice_draft(tenant_id: ReadableTenant, period: str, invoices: Invoices) -> dict[str, Any]:
         """The live draft: hourly usage priced with the terms in force now (exact strings)."""
         draft = invoices.draft(tenant_id, period)
         document: dict[str, Any] = json.loads(canonical_json(draft))
         return document
 
     @app.get("/v1/tenants/{tenant_id}/invoices/{period}")
-    def invoice_final(tenant_id: str, period: str, invoices: Invoices) -> dict[str, Any]:
+    def invoice_final(tenant_id: ReadableTenant, period: str, invoices: Invoices) -> dict[str, Any]:
         """The finalized invoice with its SHA-256 and any correction notes since."""
         invoice = invoices.finalized(tenant_id, period)
         if invoice is None:
@@ -99,7 +137,7 @@ def create_app(
 
     @app.get("/v1/tenants/{tenant_id}/usage", response_model=UsageResponse)
     def tenant_usage(
-        tenant_id: str,
+        tenant_id: ReadableTenant,
         store: Usage,
         start: Annotated[datetime, Query(description="inclusive, UTC")],
         end: Annotated[datetime, Query(description="exclusive, UTC")],
@@ -129,14 +167,14 @@ def create_app(
         )
 
     @app.get("/v1/tenants/{tenant_id}/pulses/{pulse_id}", response_model=PulseResponse)
-    def one_pulse(tenant_id: str, pulse_id: str, store: Ledger) -> PulseResponse:
+    def one_pulse(tenant_id: ReadableTenant, pulse_id: str, store: Ledger) -> PulseResponse:
         event = store.get(tenant_id, pulse_id)
         if event is None:
             raise NotFound(f"pulse {pulse_id!r} of tenant {tenant_id!r} not found")
         return _pulse(event)
 
     @app.get("/v1/tenants/{tenant_id}/conflicts", response_model=list[ConflictResponse])
-    def conflicts(tenant_id: str, store: Ledger) -> list[ConflictResponse]:
+    def conflicts(tenant_id: ReadableTenant, store: Ledger) -> list[ConflictResponse]:
         return [
             ConflictResponse(
                 pulse_id=c.event.pulse.pulse_id,

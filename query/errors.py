@@ -11,7 +11,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from kernel.errors import Conflict, Invalid, LedgerError, NotFound, Unavailable
+from kernel.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    LedgerError,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +27,8 @@ PROBLEM = "application/problem+json"
 
 # Category → (status, title); subclasses of LedgerError not listed here answer 500.
 STATUS: dict[type[LedgerError], tuple[int, str]] = {
+    Unauthenticated: (401, "Unauthorized"),  # revoked keys too: their credentials no longer hold
+    Forbidden: (403, "Forbidden"),
     Invalid: (422, "Invalid request"),
     NotFound: (404, "Not found"),
     Conflict: (409, "Conflict"),
@@ -29,6 +39,8 @@ STATUS: dict[type[LedgerError], tuple[int, str]] = {
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {"Retry-After": "1"} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}  # RFC 6750: how to authenticate
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from access.ports import KeyStore
 from ledger.ports import LedgerStore, LogHistory, PulseLog
 from projections.ports import UsageStore
 from pulse.settings import CqlSettings, KafkaSettings
@@ -111,3 +112,18 @@ def usage_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Usag
 
         keyspace = request.getfixturevalue("migrated_keyspace")
         yield ScyllaUsageStore(request.getfixturevalue("cql_session"), keyspace)
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def key_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyStore]:
+    if request.param == "sqlite":
+        from access.sqlite import SQLiteKeyStore
+
+        store = SQLiteKeyStore(tmp_path / "keys.sqlite")
+        yield store
+        store.close()
+    else:
+        from access.scylla import ScyllaKeyStore
+
+        keyspace = request.getfixturevalue("migrated_keyspace")
+        yield ScyllaKeyStore(request.getfixturevalue("cql_session"), keyspace)

@@ -9,6 +9,7 @@ import typer
 from pulse.cli.billing import catalog_app, contracts_app, invoice_app
 from pulse.cli.common import exit_code
 from pulse.cli.dev import dev_app
+from pulse.cli.keys import keys_app
 from pulse.cli.operations import dlq_app, operations_app
 from pulse.cli.pipeline import config_app, pipeline_app
 
@@ -25,6 +26,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(invoice_app, name="invoice")
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

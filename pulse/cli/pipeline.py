@@ -162,15 +162,22 @@ def send(
     duplicate_ratio: Annotated[float, typer.Option(min=0, max=1)] = 0.0,
     batch_size: Annotated[int, typer.Option(min=1)] = 500,
     seed: int = 1,
+    key: Annotated[
+        str | None,
+        typer.Option(help="producer API key (prefer PULSE_KEY: options show in `ps`)"),
+    ] = None,
 ) -> None:
     """Load generator: send synthetic pulses to an ingestor and report results.
 
-    Example: pulse send --total 100000 --rate 5000 --tenants 50 --duplicate-ratio 0.05
+    Example: PULSE_KEY=pl_... pulse send --total 100000 --rate 5000 --tenants 50
     """
     from pulse.demo.loadgen import LoadSpec, run_load
 
+    if key is None:
+        found = settings().key
+        key = found.get_secret_value() if found else None
     spec = LoadSpec(total, rate, tenants, skus, duplicate_ratio, batch_size, seed)
-    report = run_load(target, spec, console)
+    report = run_load(target, spec, console, key)
     console.print(report.summary())
     if report.errors:
         raise typer.Exit(EXIT_UNAVAILABLE)

@@ -45,7 +45,12 @@ def make_pulse(
 
 
 class IngestClient:
-    def __init__(self, target: str, *, max_message_bytes: int = 64 * 1024 * 1024) -> None:
+    """`key`: a producer API key, sent as gRPC metadata `authorization: Bearer <key>`."""
+
+    def __init__(
+        self, target: str, *, max_message_bytes: int = 64 * 1024 * 1024, key: str | None = None
+    ) -> None:
+        self._metadata = (("authorization", f"Bearer {key}"),) if key else None
         self.channel = grpc.insecure_channel(
             target,
             options=[
@@ -68,13 +73,15 @@ class IngestClient:
         self, pulses: Sequence[pulse_pb2.Pulse], timeout: float = 30.0
     ) -> list[pulse_pb2.PulseResult]:
         response: pulse_pb2.IngestResponse = self._ingest(
-            pulse_pb2.IngestRequest(pulses=pulses), timeout=timeout
+            pulse_pb2.IngestRequest(pulses=pulses), timeout=timeout, metadata=self._metadata
         )
         return list(response.results)
 
     def ingest_bytes(self, payload: bytes, timeout: float = 30.0) -> pulse_pb2.IngestResponse:
         """Sends raw bytes as the request (for hostile-input tests)."""
-        response: pulse_pb2.IngestResponse = self._raw(payload, timeout=timeout)
+        response: pulse_pb2.IngestResponse = self._raw(
+            payload, timeout=timeout, metadata=self._metadata
+        )
         return response
 
     def close(self) -> None:

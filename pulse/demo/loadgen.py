@@ -76,10 +76,14 @@ def generate(spec: LoadSpec, run_id: str) -> list[pulse_pb2.Pulse]:
     return pulses
 
 
-def run_load(target: str, spec: LoadSpec, console: Console) -> LoadReport:
+# The key is missing, wrong or not allowed: every further batch would fail the same way.
+_FINAL = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+
+def run_load(target: str, spec: LoadSpec, console: Console, key: str | None = None) -> LoadReport:
     run_id = f"send-{int(time.time())}-{spec.seed}"
     pulses = generate(spec, run_id)
-    client = IngestClient(target)
+    client = IngestClient(target, key=key)
     report = LoadReport()
     started = time.perf_counter()
     try:
@@ -97,6 +101,9 @@ def run_load(target: str, spec: LoadSpec, console: Console) -> LoadReport:
                     console.print(
                         f"batch {i // spec.batch_size}: {exc.code().name} {exc.details()}"
                     )
+                    if exc.code() in _FINAL:
+                        console.print("stopping: give a producer key with --key or PULSE_KEY")
+                        break
                     continue
                 for r in results:
                     report.statuses[pulse_pb2.PulseResult.Status.Name(r.status)] += 1

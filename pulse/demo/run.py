@@ -19,13 +19,19 @@ from pulse.bootstrap import Parts, build
 from pulse.demo.client import IngestClient
 from pulse.demo.data import TENANTS, sample_day
 from pulse.runtime import caught_up, start
-from pulse.settings import Backend, EmbeddedSettings, Settings
+from pulse.settings import AuthSettings, Backend, EmbeddedSettings, Settings
 
 
 def run_demo(console: Console, data_dir: Path | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pulse-demo-") as tmp:
         root = data_dir or Path(tmp)
-        settings = Settings(backend=Backend.EMBEDDED, embedded=EmbeddedSettings(path=root))
+        # Development mode: the demo's ingestor asks for no key (it listens on loopback only,
+        # for the few seconds of the demo); `pulse serve` asks for keys by default.
+        settings = Settings(
+            backend=Backend.EMBEDDED,
+            embedded=EmbeddedSettings(path=root),
+            auth=AuthSettings(mode="off"),
+        )
         parts = build(settings)
         running = start(
             settings, parts, {"ingestor", "writer", "projector"}, grpc_address="127.0.0.1:0"
@@ -42,6 +48,11 @@ def _drive(console: Console, settings: Settings, parts: Parts, port: int) -> int
     sample = sample_day(day)
     console.print(
         f"[bold]pulse demo[/] embedded pipeline (SQLite log + ledger), ingestor on 127.0.0.1:{port}"
+    )
+    console.print(
+        "auth is off in the demo (development mode): the ingestor asks for no API key. "
+        "`pulse serve` asks for keys; see `pulse keys create --help`.",
+        style="yellow",
     )
     console.print(
         f"sending {sum(len(b) for b in sample.batches)} pulses of {day.date()} for "

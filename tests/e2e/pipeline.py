@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from access.keys import Role, new_key
 from proto.pulse.v1 import pulse_pb2
 from pulse.bootstrap import Parts, build
 from pulse.runtime import Running, caught_up, start
@@ -32,6 +33,7 @@ class Pipeline:
     settings: Settings
     parts: Parts
     running: Running
+    key: str  # a producer key for every tenant, stored in the backend's key store
 
     @property
     def target(self) -> str:
@@ -58,9 +60,12 @@ def server_settings(bootstrap: str, cql: tuple[str, int], keyspace: str) -> Sett
 @contextmanager
 def running_pipeline(settings: Settings, roles: set[str]) -> Iterator[Pipeline]:
     parts = build(settings)
+    # Auth is on (the default): the pipeline's clients present a real producer key.
+    made = new_key(Role.PRODUCER, (), "e2e", datetime.now(UTC))
+    parts.keys.add(made.record)
     running = start(settings, parts, roles, grpc_address="127.0.0.1:0")
     try:
-        yield Pipeline(settings, parts, running)
+        yield Pipeline(settings, parts, running, made.token)
     finally:
         running.stop()
         parts.close()

@@ -95,7 +95,7 @@ def test_finalized_invoice_matches_independent_total_verifies_and_is_corrected(
         app.apply_contracts(read_contracts(contracts_file(tenant)))
         committed = writer_commits(pipeline.parts.log, pipeline.settings.kafka.writer_group)
         invoicing = Invoicing(app, pipeline.parts.ledger, pipeline.parts.usage, committed)
-        client = IngestClient(pipeline.target)
+        client = IngestClient(pipeline.target, key=pipeline.key)
         assert {r.status for r in client.ingest(pulses + pulses[:4])} == {ACCEPTED}
         pipeline.wait_caught_up()
 

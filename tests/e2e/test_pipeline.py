@@ -70,7 +70,7 @@ def test_pulses_end_up_exactly_once_and_hourly_sums_match(
     rng.shuffle(pulses)
     settings = server_settings(kafka_bootstrap, cql_endpoint, migrated_keyspace)
     with running_pipeline(settings, ALL_ROLES) as pipeline:
-        client = IngestClient(pipeline.target)
+        client = IngestClient(pipeline.target, key=pipeline.key)
         sent: list[pulse_pb2.Pulse] = []
         for i in range(0, len(pulses), 100):
             batch = pulses[i : i + 100]
@@ -131,7 +131,7 @@ def test_kafka_down_means_unavailable_and_nothing_accepted(
         ingest=IngestSettings(address="127.0.0.1:0", delivery_timeout_seconds=2),
     )
     with running_pipeline(settings, {"ingestor"}) as pipeline:
-        client = IngestClient(pipeline.target)
+        client = IngestClient(pipeline.target, key=pipeline.key)
         pulse = make_pulse("k1", "tenant-down", "network.egress", "1", "GB", hours_ago(1))
         # when
         with pytest.raises(grpc.RpcError) as caught:

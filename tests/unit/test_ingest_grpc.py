@@ -53,7 +53,11 @@ def serve() -> Iterator[Serve]:
 
     def start(pulse_log: PulseLog) -> IngestClient:
         servicer = IngestServicer(
-            pulse_log, catalog().billing_unit, max_batch=MAX_BATCH, future_skew=SKEW
+            pulse_log,
+            catalog().billing_unit,
+            max_batch=MAX_BATCH,
+            future_skew=SKEW,
+            auth=None,  # no keys: these tests are about ingest (keys: test_access_matrix)
         )
         server, port = create_server(servicer, "127.0.0.1:0", max_message_bytes=LIMIT)
         server.start()

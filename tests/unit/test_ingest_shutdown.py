@@ -37,7 +37,7 @@ def test_stopping_drains_the_batch_in_flight_then_refuses_new_calls(tmp_path: Pa
     entered = threading.Event()
     log = SlowLog(tmp_path / "log.sqlite", entered)
     servicer = IngestServicer(
-        log, lambda _sku: None, max_batch=100, future_skew=timedelta(minutes=5)
+        log, lambda _sku: None, max_batch=100, future_skew=timedelta(minutes=5), auth=None
     )
     server, port = create_server(servicer, "127.0.0.1:0", max_message_bytes=1 << 20)
     server.start()

@@ -36,7 +36,7 @@ def client(tmp_path: Path) -> tuple[TestClient, Invoicing]:
     project_hours([("acme", HOUR)], ledger, usage, units.get)
     # The writer group has committed past offset 7 (the next offset to read is 8).
     invoicing = Invoicing(app, ledger, usage, lambda: {0: 8})
-    return TestClient(create_app(ledger, usage, invoicing)), invoicing
+    return TestClient(create_app(ledger, usage, invoicing, auth=None)), invoicing
 
 
 def test_draft_is_served_with_exact_amounts(tmp_path: Path) -> None:

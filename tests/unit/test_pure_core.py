@@ -26,6 +26,8 @@ PURE_CORE = [
     "ledger.dedup",
     "projections.hourly",
     "ingestor.core",
+    "access.keys",
+    "access.verifier",
 ]
 IO_LIBRARIES = {"cassandra", "confluent_kafka", "grpc", "fastapi"}
 

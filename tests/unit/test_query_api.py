@@ -34,7 +34,7 @@ class Api:
 def api(tmp_path: Path) -> Iterator[Api]:
     ledger = SQLiteLedgerStore(tmp_path / "ledger.sqlite")
     usage = SQLiteUsageStore(tmp_path / "usage.sqlite")
-    with TestClient(create_app(ledger, usage)) as http:
+    with TestClient(create_app(ledger, usage, auth=None)) as http:
         yield Api(http, ledger, usage)
     ledger.close()
     usage.close()
