@@ -143,6 +143,8 @@ class ApiServer:
 
 def start_api(settings: Settings, parts: Parts) -> ApiServer:
     from projections.invoices import Invoicing, writer_commits
+    from projections.reconcile import Reconciliation
+    from query.operations import OperatorTools
 
     invoicing = Invoicing(
         parts.billing,
@@ -150,9 +152,25 @@ def start_api(settings: Settings, parts: Parts) -> ApiServer:
         parts.usage,
         writer_commits(parts.log, settings.kafka.writer_group),
     )
+    tools = OperatorTools(
+        Reconciliation(
+            parts.history,
+            parts.log,
+            parts.ledger,
+            parts.usage,
+            invoicing,
+            parts.catalog.billing_unit,
+        ),
+        parts.log,
+    )
     config = uvicorn.Config(
         create_app(
-            parts.ledger, parts.usage, invoicing, auth=key_verifier(settings, parts, "HTTP API")
+            parts.ledger,
+            parts.usage,
+            invoicing,
+            auth=key_verifier(settings, parts, "HTTP API"),
+            billing_unit_of=parts.catalog.billing_unit,
+            operator_tools=tools,
         ),
         host=settings.api.host,
         port=settings.api.port,

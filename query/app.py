@@ -16,9 +16,13 @@ from kernel.decimals import plain
 from kernel.errors import Forbidden, Invalid, NotFound, Unavailable
 from ledger.model import LedgerEvent
 from ledger.ports import LedgerStore
+from projections.as_of import parse_positions, usage_as_of
+from projections.hourly import BillingUnitOf
 from projections.invoices import Invoicing
 from projections.ports import UsageStore
 from query.errors import register_error_handlers
+from query.operations import OperatorTools
+from query.operations import router as operator_router
 from query.schemas import ConflictResponse, PulseResponse, UsageResponse, UsageRow
 
 
@@ -102,6 +106,8 @@ def create_app(
     invoicing: Invoicing | None = None,
     *,
     auth: KeyVerifier | None,
+    billing_unit_of: BillingUnitOf | None = None,
+    operator_tools: OperatorTools | None = None,
 ) -> FastAPI:
     """The read API; `auth` None is development mode (no key asked; the caller says so)."""
     app = FastAPI(title="pulse-ledger read API", version="1")
@@ -110,6 +116,9 @@ def create_app(
     app.state.usage = usage
     app.state.invoicing = invoicing
     app.state.auth = auth
+    app.state.billing_unit_of = billing_unit_of
+    app.state.operator_tools = operator_tools
+    app.include_router(operator_router)
 
     @app.get("/v1/tenants/{tenant_id}/invoices/{period}/draft")
     def invoice_draft(tenant_id: ReadableTenant, period: str, invoices: Invoices) -> dict[str, Any]:
@@ -141,12 +150,28 @@ def create_app(
         store: Usage,
         start: Annotated[datetime, Query(description="inclusive, UTC")],
         end: Annotated[datetime, Query(description="exclusive, UTC")],
+        ledger: Ledger,
+        request: Request,
         sku: str | None = None,
+        as_of: Annotated[
+            str | None,
+            Query(
+                description="only pulses at or below these log positions, derived from the "
+                "ledger (an audit of a finalized invoice), e.g. 0:1500,1:980"
+            ),
+        ] = None,
     ) -> UsageResponse:
         begin, stop = _utc(start, "start"), _utc(end, "end")
         if stop <= begin:
             raise Invalid("end: must be after start")
-        rows = store.usage(tenant_id, begin, stop, sku)
+        if as_of is None:
+            rows = store.usage(tenant_id, begin, stop, sku)
+        else:
+            pins = parse_positions(as_of)
+            units: BillingUnitOf | None = request.app.state.billing_unit_of
+            if units is None:
+                raise Unavailable("as_of is not configured on this API instance")
+            rows = usage_as_of(ledger, tenant_id, begin, stop, pins, units, sku)
         return UsageResponse(
             tenant_id=tenant_id,
             start=begin.isoformat(),
