@@ -63,6 +63,21 @@ class ApiSettings(_Section):
     port: int = Field(default=8000, ge=0, le=65535)
 
 
+class SupervisionSettings(_Section):
+    """How a process treats a failing role (pulse.supervision) and reports health."""
+
+    # More than `max_restarts` failures of one role within `window_seconds` end the process.
+    max_restarts: int = Field(default=5, ge=0)
+    window_seconds: float = Field(default=300.0, gt=0)
+    backoff_seconds: float = Field(default=1.0, ge=0)  # doubles per failure, up to the max
+    backoff_max_seconds: float = Field(default=30.0, ge=0)
+    # A role with no finished loop iteration for this long is "stuck": not ready.
+    stuck_seconds: float = Field(default=60.0, gt=0)
+    # When set, the process rewrites its health report here every second (container checks
+    # of roles without an HTTP port: `python -m pulse.healthcheck file PATH`).
+    health_file: Path | None = None
+
+
 class Settings(BaseSettings):
     """Effective configuration; nested fields use `__`, e.g. PULSE_KAFKA__BOOTSTRAP_SERVERS."""
 
@@ -78,6 +93,7 @@ class Settings(BaseSettings):
     embedded: EmbeddedSettings = EmbeddedSettings()
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
 
 
 def masked(settings: Settings) -> dict[str, object]:

@@ -85,6 +85,8 @@ def serve(
 ) -> None:
     """Run pipeline roles until SIGINT/SIGTERM (then drain in-flight batches and stop).
 
+    A role that keeps failing (PULSE_SUPERVISION__MAX_RESTARTS) ends the process with exit 1.
+
     Example: pulse serve all --embedded
     """
     from pulse.bootstrap import build
@@ -105,15 +107,17 @@ def serve(
     if "api" in roles:
         from pulse.runtime import start_api
 
-        api_server = start_api(settings, parts)
+        api_server = start_api(settings, parts, running.health)
     if running.grpc_server is not None:
         console.print(f"ingestor listening on {settings.ingest.address}")
-    stop.wait()
+    failed = running.wait(stop)  # a signal, or a role that failed past its restarts
     console.print("stopping: draining in-flight batches")
     if api_server is not None:
         api_server.stop()
     running.stop()
     parts.close()
+    if failed is not None:
+        raise _fail(f"a role failed permanently, stopping the process: {failed}", 1)
 
 
 @app.command()
