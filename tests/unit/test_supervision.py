@@ -24,6 +24,7 @@ from ledger import codec
 from ledger.model import Pulse
 from ledger.ports import DeadLetter, LogConsumer, OutgoingRecord, PulseLog
 from ledger.sqlite import SQLitePulseLog
+from pulse import healthcheck
 from pulse.bootstrap import Parts, build
 from pulse.runtime import Running, start
 from pulse.settings import Backend, EmbeddedSettings, Settings
@@ -268,3 +269,25 @@ def test_pulse_serve_exits_non_zero_when_the_writer_keeps_failing(tmp_path: Path
     assert process.returncode == 1, process.stderr[-3000:]
     assert process.stderr.count("restarting writer after ValueError") == 2, process.stderr[-3000:]
     assert "a role failed permanently" in process.stdout + process.stderr
+
+
+def test_the_health_file_follows_readiness(tmp_path: Path, parts: Parts) -> None:
+    # given: a role process that writes its report to a file, as in docker-compose.yml, and
+    # a backend that hangs after ~2 s of answers (the file is rewritten every 0.5 s)
+    gate = threading.Event()
+    parts.log = FaultyLog(parts.log, gate_after(40, gate))
+    report = tmp_path / "health.json"
+    settings = embedded(tmp_path, stuck_seconds=0.3, health_file=report)
+    running = run_roles(settings, parts, {"writer", "projector"})
+    try:
+        # when / then: the container check passes while ready, fails while stuck
+        assert eventually(lambda: healthcheck.main(["file", str(report)]) == 0)
+        assert eventually(lambda: healthcheck.main(["file", str(report)]) == 1)
+        assert "projector" in healthcheck.check_file(report, 10)[1]
+        gate.set()
+        assert eventually(lambda: healthcheck.main(["file", str(report)]) == 0)
+    finally:
+        gate.set()
+        running.stop()
+    # ... and a report nobody rewrites any more goes stale
+    assert healthcheck.check_file(report, 0.0)[0] is False
