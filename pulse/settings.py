@@ -28,6 +28,17 @@ class KafkaSettings(_Section):
     replication_factor: int = Field(default=1, ge=1)
     writer_group: str = "pulse-ledger-writer"
     projector_group: str = "pulse-ledger-projector"
+    # Group membership decides how fast a restarted writer/projector gets its partitions back
+    # (docs/operations.md, "Recovery after a crash"). Static membership: each consumer joins
+    # with group.instance.id = instance_id (default: the host name), plus ".N" for the N-th
+    # member of the same group on the same host (claimed with a lock file, so two processes
+    # never share an id by accident); a restart with the same id takes over at once.
+    static_membership: bool = True
+    instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,200}$")
+    group_protocol: str = Field(default="classic", pattern=r"^(classic|consumer)$")
+    # Classic protocol only: how long a member that vanished without a goodbye (and whose id
+    # nobody reuses) keeps its partitions. librdkafka's default is 45 s.
+    session_timeout_ms: int | None = Field(default=10000, ge=1000)
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
 
