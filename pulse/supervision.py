@@ -106,13 +106,15 @@ class Health:
     def __init__(self, stuck_after: float) -> None:
         self._stuck_after = stuck_after
         self._roles: dict[str, RoleHealth] = {}
+        self._roles_lock = threading.Lock()  # the API role is added while others report
         self.failed = threading.Event()  # a role gave up: the process must end non-zero
 
     def add(
         self, name: str, *, loop: bool = True, probe: Callable[[], bool] | None = None
     ) -> RoleHealth:
         role = RoleHealth(name, loop=loop, probe=probe)
-        self._roles[name] = role
+        with self._roles_lock:
+            self._roles[name] = role
         return role
 
     def give_up(self, role: RoleHealth, error: BaseException | str) -> None:
@@ -120,7 +122,9 @@ class Health:
         self.failed.set()
 
     def report(self) -> dict[str, Any]:
-        roles = {name: r.report(self._stuck_after) for name, r in sorted(self._roles.items())}
+        with self._roles_lock:
+            current = sorted(self._roles.items())
+        roles = {name: r.report(self._stuck_after) for name, r in current}
         return {
             "live": not self.failed.is_set() and all(r["state"] != "dead" for r in roles.values()),
             "ready": all(r["ready"] for r in roles.values()),
@@ -211,10 +215,13 @@ def watch(
 
     def run() -> None:
         while True:
-            report = health.report()
-            on_readiness(bool(report["ready"]) and not stop.is_set())
-            if health_file is not None:
-                _write_atomically(health_file, {**report, "written_at": time.time()})
+            try:
+                report = health.report()
+                on_readiness(bool(report["ready"]) and not stop.is_set())
+                if health_file is not None:
+                    _write_atomically(health_file, {**report, "written_at": time.time()})
+            except Exception:  # a reporter that dies would freeze the last status: go on
+                log.exception("reporting health failed")
             if stop.wait(interval):
                 on_readiness(False)
                 return
