@@ -145,9 +145,16 @@ def status_of(error: LedgerError) -> grpc.StatusCode:
 
 
 def create_server(
-    servicer: IngestServicer, address: str, *, max_message_bytes: int, workers: int = 8
+    servicer: IngestServicer,
+    address: str,
+    *,
+    max_message_bytes: int,
+    workers: int = 8,
+    health_servicer: health.HealthServicer | None = None,
 ) -> tuple[grpc.Server, int]:
-    """A started-ready (not yet started) server bound to `address`; port 0 picks a free one."""
+    """A started-ready (not yet started) server bound to `address`; port 0 picks a free one.
+
+    Pass `health_servicer` to keep setting its status afterwards (the process's readiness)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest"),
         options=[
@@ -163,7 +170,8 @@ def create_server(
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(SERVICE, {_METHOD: handler}),)
     )
-    health_servicer = health.HealthServicer()
+    if health_servicer is None:
+        health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

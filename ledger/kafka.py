@@ -11,7 +11,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from kernel.errors import Invalid, Unavailable
+from kernel.errors import Conflict, Invalid, Unavailable
+from ledger.kafka_membership import claim, membership_config
 from ledger.model import LogRecord, Position, from_micros, to_micros
 from ledger.ports import DeadLetter, LogConsumer, OutgoingRecord
 
@@ -39,6 +40,11 @@ class KafkaConfig:
     topic: str = "resource-consumption"
     dlq_topic: str = "resource-consumption.dlq"
     client: Mapping[str, str] = field(default_factory=dict)
+    # Consumer group membership (see ledger.kafka_membership and docs/operations.md).
+    static_membership: bool = True
+    instance_id: str | None = None
+    group_protocol: str = "classic"
+    session_timeout_ms: int | None = 10000
 
 
 def _base_config(settings: KafkaConfig) -> dict[str, Any]:
@@ -258,6 +264,9 @@ class KafkaLogConsumer:
 
     def __init__(self, settings: KafkaConfig, group: str) -> None:
         self._topic = settings.topic
+        # A static id makes a restarted member take its partitions back at once (see
+        # ledger.kafka_membership); released on close.
+        self._claim = claim(group, settings.instance_id) if settings.static_membership else None
         self._consumer = Consumer(
             _base_config(settings)
             | {
@@ -268,8 +277,18 @@ class KafkaLogConsumer:
                 "fetch.min.bytes": 1,
                 "max.poll.interval.ms": 300000,
             }
+            | membership_config(
+                protocol=settings.group_protocol,
+                instance_id=self._claim.instance_id if self._claim else None,
+                session_timeout_ms=settings.session_timeout_ms,
+            )
         )
-        self._consumer.subscribe([self._topic])
+        self._consumer.subscribe(
+            [self._topic],
+            on_assign=lambda _c, tps: log.info(
+                "%s: assigned partitions %s", group, sorted(tp.partition for tp in tps)
+            ),
+        )
 
     def poll(
         self, max_records: int, timeout: float, below: Mapping[int, int] | None = None
@@ -283,6 +302,11 @@ class KafkaLogConsumer:
         for m in messages:
             error = m.error()
             if error is not None:
+                # Fatal (e.g. a static id still held by a dead member under KIP-848, or
+                # fenced by another member): this consumer can never fetch again. Raise, so
+                # the supervisor restarts the role with a new one (or ends the process).
+                if error.fatal() or error.code() == KafkaError._FATAL:
+                    raise Conflict(f"consumer of {self._topic} cannot go on: {error}")
                 log.warning("consumer error on %s: %s", self._topic, error)
                 continue
             part, offset = m.partition(), m.offset()
@@ -342,4 +366,8 @@ class KafkaLogConsumer:
                 raise Invalid(f"cannot seek to {p} on {self._topic}: {exc}") from exc
 
     def close(self) -> None:
-        self._consumer.close()
+        try:
+            self._consumer.close()
+        finally:
+            if self._claim is not None:
+                self._claim.release()

@@ -45,9 +45,12 @@ class LedgerWriter:
                   to the dead-letter log (acks=all). A crash here repeats them: both idempotent.
     6. commit   — offsets, only now that everything above is durable.
 
-    Transient backend errors (Unavailable) are retried with backoff, never dead-lettered.
-    The loop is synchronous, so a rebalance (which happens inside poll) never interrupts a
-    batch half-way: the next owner of a partition resumes after the last committed batch.
+    Transient backend errors (Unavailable) in every step, poll and commit included, are
+    retried with backoff, never dead-lettered. Anything else ends `run` (after closing the
+    consumer, so its partitions go to the next member at once): the supervisor restarts the
+    role or ends the process (pulse.supervision). The loop is synchronous, so a rebalance
+    (which happens inside poll) never interrupts a batch half-way: the next owner of a
+    partition resumes after the last committed batch.
     """
 
     def __init__(
@@ -66,13 +69,21 @@ class LedgerWriter:
         self._poll_timeout = poll_timeout
         self._stop = stop or threading.Event()
 
-    def run(self) -> None:
-        while not self._stop.is_set():
-            self.run_once()
-        self._consumer.close()
+    def run(self, on_cycle: Callable[[], None] = lambda: None) -> None:
+        """Batches until stopped; `on_cycle` after each one (the supervisor's heartbeat)."""
+        try:
+            while not self._stop.is_set():
+                self.run_once()
+                on_cycle()
+        finally:
+            self._consumer.close()
 
     def run_once(self) -> BatchReport:
-        records = self._consumer.poll(self._batch_size, self._poll_timeout)
+        records = retrying(
+            lambda: self._consumer.poll(self._batch_size, self._poll_timeout),
+            self._stop,
+            "polling the log",
+        )
         if not records:
             return BatchReport()
         report = retrying(lambda: self.apply(records), self._stop, "writing a batch")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ledger import codec
-from ledger.model import hour_of
+from ledger.model import LogRecord, hour_of
 from ledger.ports import LedgerStore, LogConsumer, PulseLog
 from ledger.retry import retrying
 from projections.hourly import BillingUnitOf, HourlyUsage, derive_hour
@@ -55,7 +55,8 @@ class HourlyProjector:
     4. hand the touched hours to `after` (correction notes of finalized periods);
     5. commit the projector's offsets. A crash before this re-derives the same hours again,
        which writes the same absolute values (and finds no new correction to issue).
-    Transient backend errors in 3-5 are retried, never skipped.
+    Transient backend errors in every step are retried, never skipped; anything else ends
+    `run` (consumer closed) and the supervisor restarts the role or ends the process.
     """
 
     def __init__(
@@ -78,15 +79,25 @@ class HourlyProjector:
         self._settings = settings
         self._stop = stop or threading.Event()
 
-    def run(self) -> None:
-        while not self._stop.is_set():
-            self.run_once()
-        self._consumer.close()
+    def run(self, on_cycle: Callable[[], None] = lambda: None) -> None:
+        """Cycles until stopped; `on_cycle` after each one (the supervisor's heartbeat)."""
+        try:
+            while not self._stop.is_set():
+                self.run_once()
+                on_cycle()
+        finally:
+            self._consumer.close()
 
     def run_once(self) -> int:
         """One cycle; returns the number of tenant-hours re-derived."""
-        below = self._log.committed(self._settings.writer_group)
-        records = self._consumer.poll(self._settings.batch_size, self._settings.poll_timeout, below)
+
+        def read_below_writer() -> list[LogRecord]:
+            below = self._log.committed(self._settings.writer_group)
+            return self._consumer.poll(
+                self._settings.batch_size, self._settings.poll_timeout, below
+            )
+
+        records = retrying(read_below_writer, self._stop, "reading behind the writer")
         if not records:
             return 0
         touched: set[tuple[str, datetime]] = set()

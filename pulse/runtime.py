@@ -9,13 +9,15 @@ from datetime import datetime, timedelta
 
 import grpc
 import uvicorn
+from grpc_health.v1 import health, health_pb2
 
 from access.verifier import KeyVerifier
-from ingestor.server import IngestServicer, create_server
+from ingestor.server import SERVICE, IngestServicer, create_server
 from ledger.writer import LedgerWriter
 from projections.runner import HourlyProjector, ProjectorSettings
 from pulse.bootstrap import Parts
 from pulse.settings import Settings
+from pulse.supervision import Health, supervise, watch
 from query.app import create_app
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,18 @@ def key_verifier(settings: Settings, parts: Parts, server: str) -> KeyVerifier |
 class Running:
     """Handles of the roles started by `start`; stop() drains and joins them."""
 
+    health: Health
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     grpc_server: grpc.Server | None = None
     grpc_port: int = 0
+
+    def wait(self, stop: threading.Event) -> str | None:
+        """Blocks until `stop` is set (a signal) or a role gave up; returns what failed."""
+        while not stop.wait(0.2):
+            if self.health.failed.is_set():
+                return self.health.failure() or "a role failed"
+        return None
 
     def stop(self, grace: float = 5.0) -> None:
         if self.grpc_server is not None:
@@ -54,8 +64,11 @@ class Running:
 def start(
     settings: Settings, parts: Parts, roles: set[str], *, grpc_address: str | None = None
 ) -> Running:
-    """Starts the requested roles of {"ingestor", "writer", "projector"}."""
-    running = Running()
+    """Starts the requested roles of {"ingestor", "writer", "projector"}, supervised
+    (pulse.supervision); `running.health` reports them, and the API started by `start_api`."""
+    policy = settings.supervision
+    running = Running(Health(stuck_after=policy.stuck_seconds))
+    grpc_health = health.HealthServicer()
     if "ingestor" in roles:
         servicer = IngestServicer(
             parts.log,
@@ -68,18 +81,25 @@ def start(
             servicer,
             grpc_address or settings.ingest.address,
             max_message_bytes=settings.ingest.max_message_bytes,
+            health_servicer=grpc_health,
         )
         server.start()
         running.grpc_server, running.grpc_port = server, port
+        running.health.add("ingestor", loop=False).beat()
         log.info("ingestor listening on port %d", port)
     if "writer" in roles:
-        writer = LedgerWriter(
-            parts.log,
-            parts.ledger,
-            parts.log.consumer(settings.kafka.writer_group),
-            stop=running.stop_event,
+
+        def make_writer() -> LedgerWriter:
+            return LedgerWriter(
+                parts.log,
+                parts.ledger,
+                parts.log.consumer(settings.kafka.writer_group),
+                stop=running.stop_event,
+            )
+
+        running.threads.append(
+            supervise("writer", make_writer, running.health, running.stop_event, policy)
         )
-        running.threads.append(_thread("writer", writer.run))
     if "projector" in roles:
         from projections.invoices import Invoicing, writer_commits
 
@@ -94,31 +114,33 @@ def start(
             for note in invoicing.correct_touched(touched):
                 log.info("%s issued: %s", note.title, note.references[:16])
 
-        projector = HourlyProjector(
-            parts.log,
-            parts.log.consumer(settings.kafka.projector_group),
-            parts.ledger,
-            parts.usage,
-            parts.catalog.billing_unit,
-            ProjectorSettings(writer_group=settings.kafka.writer_group),
-            stop=running.stop_event,
-            after=note_corrections,
+        def make_projector() -> HourlyProjector:
+            return HourlyProjector(
+                parts.log,
+                parts.log.consumer(settings.kafka.projector_group),
+                parts.ledger,
+                parts.usage,
+                parts.catalog.billing_unit,
+                ProjectorSettings(writer_group=settings.kafka.writer_group),
+                stop=running.stop_event,
+                after=note_corrections,
+            )
+
+        running.threads.append(
+            supervise("projector", make_projector, running.health, running.stop_event, policy)
         )
-        running.threads.append(_thread("projector", projector.run))
+
+    def serving(ready: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ready
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", SERVICE):
+            grpc_health.set(service, status)
+
+    running.threads.append(watch(running.health, running.stop_event, serving, policy.health_file))
     return running
-
-
-def _thread(name: str, target: object) -> threading.Thread:
-    def guarded() -> None:
-        try:
-            target()  # type: ignore[operator]
-        except Exception:
-            log.exception("%s stopped on an unexpected error", name)
-            raise
-
-    thread = threading.Thread(target=guarded, name=name, daemon=True)
-    thread.start()
-    return thread
 
 
 def caught_up(settings: Settings, parts: Parts) -> bool:
@@ -141,7 +163,10 @@ class ApiServer:
         self._thread.join(timeout=10)
 
 
-def start_api(settings: Settings, parts: Parts) -> ApiServer:
+def start_api(settings: Settings, parts: Parts, health_: Health) -> ApiServer:
+    """The HTTP API in a thread, reported as role "api" of `health_` (its /health/* routes
+    answer for every role of this process). A server that stops on its own (a port in use)
+    marks the role dead, which ends the process."""
     from projections.invoices import Invoicing, writer_commits
     from projections.reconcile import Reconciliation
     from query.operations import OperatorTools
@@ -171,12 +196,27 @@ def start_api(settings: Settings, parts: Parts) -> ApiServer:
             auth=key_verifier(settings, parts, "HTTP API"),
             billing_unit_of=parts.catalog.billing_unit,
             operator_tools=tools,
+            health=health_.report,
         ),
         host=settings.api.host,
         port=settings.api.port,
         log_level="warning",
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    role = health_.add("api", loop=False, probe=lambda: server.started)
+
+    def run() -> None:
+        try:
+            server.run()
+        except BaseException as exc:  # uvicorn calls sys.exit(1) when it cannot bind
+            health_.give_up(role, exc)
+            log.critical("the HTTP API stopped: %r", exc)
+            return
+        if not server.should_exit:
+            health_.give_up(role, "the HTTP server stopped on its own")
+        else:
+            role.stopped()
+
+    thread = threading.Thread(target=run, name="api", daemon=True)
     thread.start()
     return ApiServer(server, thread)

@@ -32,6 +32,17 @@ class KafkaSettings(_Section):
     replication_factor: int = Field(default=1, ge=1)
     writer_group: str = "pulse-ledger-writer"
     projector_group: str = "pulse-ledger-projector"
+    # Group membership decides how fast a restarted writer/projector gets its partitions back
+    # (docs/operations.md, "Recovery after a crash"). Static membership: each consumer joins
+    # with group.instance.id = instance_id (default: the host name), plus ".N" for the N-th
+    # member of the same group on the same host (claimed with a lock file, so two processes
+    # never share an id by accident); a restart with the same id takes over at once.
+    static_membership: bool = True
+    instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,200}$")
+    group_protocol: str = Field(default="classic", pattern=r"^(classic|consumer)$")
+    # Classic protocol only: how long a member that vanished without a goodbye (and whose id
+    # nobody reuses) keeps its partitions. librdkafka's default is 45 s.
+    session_timeout_ms: int | None = Field(default=10000, ge=1000)
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
 
@@ -45,7 +56,16 @@ class KafkaSettings(_Section):
                 "sasl.username": self.sasl_username,
                 "sasl.password": self.sasl_password.get_secret_value(),
             }
-        return KafkaConfig(self.bootstrap_servers, self.topic, self.dlq_topic, client)
+        return KafkaConfig(
+            self.bootstrap_servers,
+            self.topic,
+            self.dlq_topic,
+            client,
+            static_membership=self.static_membership,
+            instance_id=self.instance_id,
+            group_protocol=self.group_protocol,
+            session_timeout_ms=self.session_timeout_ms,
+        )
 
 
 class CqlSettings(_Section):
@@ -108,6 +128,21 @@ class AuthSettings(_Section):
     cache_seconds: float = Field(default=5.0, gt=0, le=60)
 
 
+class SupervisionSettings(_Section):
+    """How a process treats a failing role (pulse.supervision) and reports health."""
+
+    # More than `max_restarts` failures of one role within `window_seconds` end the process.
+    max_restarts: int = Field(default=5, ge=0)
+    window_seconds: float = Field(default=300.0, gt=0)
+    backoff_seconds: float = Field(default=1.0, ge=0)  # doubles per failure, up to the max
+    backoff_max_seconds: float = Field(default=30.0, ge=0)
+    # A role with no finished loop iteration for this long is "stuck": not ready.
+    stuck_seconds: float = Field(default=60.0, gt=0)
+    # When set, the process rewrites its health report here every second (container checks
+    # of roles without an HTTP port: `python -m pulse.healthcheck file PATH`).
+    health_file: Path | None = None
+
+
 class Settings(BaseSettings):
     """Effective configuration; nested fields use `__`, e.g. PULSE_KAFKA__BOOTSTRAP_SERVERS."""
 
@@ -126,6 +161,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     # The API key `pulse send` presents (PULSE_KEY); a client setting, unused by the servers.
     key: SecretStr | None = None
+    supervision: SupervisionSettings = SupervisionSettings()
 
 
 def masked(settings: Settings) -> dict[str, object]:

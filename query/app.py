@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Security
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from access.keys import Role
@@ -99,6 +101,17 @@ def _invoicing(request: Request) -> Invoicing:
 
 Invoices = Annotated[Invoicing, Depends(_invoicing)]
 
+# The process's health report: {"live": bool, "ready": bool, "roles": {name: {...}}}.
+HealthReport = Callable[[], dict[str, Any]]
+
+
+def _health(request: Request) -> dict[str, Any]:
+    report: HealthReport | None = request.app.state.health
+    return {"live": True, "ready": True, "roles": {}} if report is None else report()
+
+
+Health = Annotated[dict[str, Any], Depends(_health)]
+
 
 def create_app(
     ledger: LedgerStore,
@@ -108,6 +121,7 @@ def create_app(
     auth: KeyVerifier | None,
     billing_unit_of: BillingUnitOf | None = None,
     operator_tools: OperatorTools | None = None,
+    health: HealthReport | None = None,
 ) -> FastAPI:
     """The read API; `auth` None is development mode (no key asked; the caller says so)."""
     app = FastAPI(title="pulse-ledger read API", version="1")
@@ -119,6 +133,18 @@ def create_app(
     app.state.billing_unit_of = billing_unit_of
     app.state.operator_tools = operator_tools
     app.include_router(operator_router)
+    app.state.health = health
+
+    @app.get("/health/live")
+    def health_live(report: Health) -> JSONResponse:
+        """200 unless a role of this process is dead (the process is then ending)."""
+        return JSONResponse(report, status_code=200 if report["live"] else 503)
+
+    @app.get("/health/ready")
+    def health_ready(report: Health) -> JSONResponse:
+        """200 when every role of this process is ready; 503 if one is starting, restarting,
+        dead or stuck (no loop iteration for longer than the threshold). JSON per role."""
+        return JSONResponse(report, status_code=200 if report["ready"] else 503)
 
     @app.get("/v1/tenants/{tenant_id}/invoices/{period}/draft")
     def invoice_draft(tenant_id: ReadableTenant, period: str, invoices: Invoices) -> dict[str, Any]:

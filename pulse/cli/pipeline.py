@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from kernel.errors import LedgerError
 from pulse.cli.common import EXIT_UNAVAILABLE, console, invalid, parse_time, settings
 from pulse.settings import masked
 
@@ -51,6 +52,8 @@ def serve(
 ) -> None:
     """Run pipeline roles until SIGINT/SIGTERM (then drain in-flight batches and stop).
 
+    A role that keeps failing (PULSE_SUPERVISION__MAX_RESTARTS) ends the process with exit 1.
+
     Example: pulse serve all --embedded
     """
     from pulse.bootstrap import build
@@ -67,15 +70,17 @@ def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     running = start(chosen, parts, roles - {"api"})
-    api_server = start_api(chosen, parts) if "api" in roles else None
+    api_server = start_api(chosen, parts, running.health) if "api" in roles else None
     if running.grpc_server is not None:
         console.print(f"ingestor listening on {chosen.ingest.address}")
-    stop.wait()
+    failed = running.wait(stop)  # a signal, or a role that failed past its restarts
     console.print("stopping: draining in-flight batches")
     if api_server is not None:
         api_server.stop()
     running.stop()
     parts.close()
+    if failed is not None:
+        raise LedgerError(f"a role failed permanently, stopping the process: {failed}")
 
 
 @pipeline_app.command()

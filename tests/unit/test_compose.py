@@ -177,6 +177,48 @@ def test_compose_services_others_wait_for_have_healthchecks(
     assert len(test) > 1, f"{service} healthcheck runs nothing"
 
 
+@pytest.mark.parametrize("service", sorted(INFRASTRUCTURE | set(PULSE_ROLES)))
+def test_every_long_running_service_has_a_healthcheck(
+    services: dict[str, dict[str, object]], service: str
+) -> None:
+    # given
+    spec = services[service]
+
+    # when
+    healthcheck = _mapping(spec.get("healthcheck"), f"{service}.healthcheck")
+    test = _strings(healthcheck.get("test"), f"{service}.healthcheck.test")
+
+    # then
+    assert not healthcheck.get("disable", False), f"{service} disables its healthcheck"
+    assert test[:1] in (["CMD"], ["CMD-SHELL"]) and len(test) > 1, f"{service}: {test!r}"
+
+
+@pytest.mark.parametrize(
+    ("service", "kind"),
+    [("ingestor", "grpc"), ("api", "http"), ("writer", "file"), ("projector", "file")],
+)
+def test_pulse_healthchecks_ask_the_process_for_its_readiness(
+    services: dict[str, dict[str, object]], service: str, kind: str
+) -> None:
+    # given
+    spec = services[service]
+    environment = _environment(spec, service)
+
+    # when
+    healthcheck = _mapping(spec.get("healthcheck"), f"{service}.healthcheck")
+    test = _strings(healthcheck.get("test"), f"{service}.healthcheck.test")
+
+    # then: per-role readiness, not just "a port answers"
+    assert test[1:5] == ["python", "-m", "pulse.healthcheck", kind], f"{service}: {test!r}"
+    if kind == "http":
+        assert test[5].endswith("/health/ready"), test
+    if kind == "file":
+        assert test[5] == environment.get("PULSE_SUPERVISION__HEALTH_FILE"), (
+            f"{service} checks {test[5]} but writes its report to "
+            f"{environment.get('PULSE_SUPERVISION__HEALTH_FILE')}"
+        )
+
+
 def test_kafka_ui_waits_for_a_healthy_kafka(services: dict[str, dict[str, object]]) -> None:
     # given
     kafka_ui = services["kafka-ui"]
