@@ -13,9 +13,11 @@ Ready means every node answers CQL and lists every other node in `system.peers`.
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +184,13 @@ def status(dev: DevSettings) -> list[ServerStatus]:
 
 
 def _check_ports_free(nodes: list[RingNode]) -> None:
+    absent = [ring.node.host for ring in nodes if not _address_exists(ring.node.host)]
+    if absent:
+        raise DevServerError(
+            f"cannot start the ring: no interface has the address(es) {', '.join(absent)}. "
+            "Linux routes all of 127.0.0.0/8 to lo; elsewhere (macOS) add them first, e.g. "
+            "`sudo ifconfig lo0 alias 127.0.0.2 up`, or choose others with PULSE_DEV__RING_HOSTS"
+        )
     taken = [
         f"{ring.node.host}:{port}"
         for ring in nodes
@@ -193,6 +202,15 @@ def _check_ports_free(nodes: list[RingNode]) -> None:
             f"cannot start the ring: {', '.join(taken)} already in use by another process "
             "(PULSE_DEV__RING_HOSTS, PULSE_DEV__RING_CQL_PORT, PULSE_DEV__RING_STORAGE_PORT)"
         )
+
+
+def _address_exists(host: str) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, 0))
+        except OSError as error:
+            return error.errno != errno.EADDRNOTAVAIL
+    return True
 
 
 def _start(ring: RingNode, dev: DevSettings, paths: DevPaths, jar_dir: Path) -> int:
