@@ -1,8 +1,10 @@
-"""What `pulse dev` runs as Apache Cassandra 5.0: one fast-starting node on 127.0.0.1."""
+"""What `pulse dev` runs as Apache Cassandra 5.0: one fast-starting node on 127.0.0.1, or
+the nodes of a ring (devtools/ring.py), each described by a `Node`."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -57,33 +59,67 @@ JAVA17_MODULE_OPTIONS = (
     ),
 )
 
-# Single node: no gossip to settle, no ring to wait for, token fixed, superuser set up at once.
-FAST_START_OPTIONS = (
-    "-Dcassandra.skip_wait_for_gossip_to_settle=0",
-    "-Dcassandra.initial_token=0",
-    "-Dcassandra.ring_delay_ms=100",
-    "-Dcassandra.superuser_setup_delay_ms=0",
-)
+
+@dataclass(frozen=True)
+class Node:
+    """One Cassandra node: its addresses, its place in the ring, its JVM."""
+
+    host: str  # listen_address and rpc_address
+    cql_port: int
+    storage_port: int  # one storage port for the whole cluster
+    jmx_port: int | None  # None: no JMX server (nothing needs nodetool)
+    seeds: tuple[str, ...]
+    initial_token: int  # num_tokens is 1: this token alone places the node in the ring
+    heap: str
+    cluster_name: str = "pulse-dev"
+    auto_bootstrap: bool = True  # irrelevant for a seed or a single node
+    ring_delay_ms: int = 100
 
 
-def cassandra_config(dev: DevSettings, data_dir: Path) -> dict[str, object]:
+def single_node(dev: DevSettings) -> Node:
+    """The node of `pulse dev up` on 127.0.0.1."""
+    return Node(
+        host=HOST,
+        cql_port=dev.cql_port,
+        storage_port=dev.cassandra_storage_port,
+        jmx_port=dev.cassandra_jmx_port,
+        seeds=(HOST,),
+        initial_token=0,
+        heap=dev.cassandra_heap,
+    )
+
+
+def fast_start_options(node: Node) -> tuple[str, ...]:
+    """No waiting for gossip to settle, a short ring delay, the token fixed, superuser set up
+    at once: a single node (or a fresh ring of seeds) has nothing to wait for."""
+    return (
+        "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+        f"-Dcassandra.initial_token={node.initial_token}",
+        f"-Dcassandra.ring_delay_ms={node.ring_delay_ms}",
+        "-Dcassandra.superuser_setup_delay_ms=0",
+    )
+
+
+def cassandra_config(node: Node, data_dir: Path) -> dict[str, object]:
     """The smallest cassandra.yaml Cassandra 5.0 accepts; unknown keys would be fatal."""
+    seeds = ",".join(f"{seed}:{node.storage_port}" for seed in node.seeds)
     return {
-        "cluster_name": "pulse-dev",
+        "cluster_name": node.cluster_name,
         "num_tokens": 1,
-        "initial_token": 0,
+        "initial_token": node.initial_token,
+        "auto_bootstrap": node.auto_bootstrap,
         "partitioner": "org.apache.cassandra.dht.Murmur3Partitioner",
         "endpoint_snitch": "SimpleSnitch",
         "seed_provider": [
             {
                 "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
-                "parameters": [{"seeds": f"{HOST}:{dev.cassandra_storage_port}"}],
+                "parameters": [{"seeds": seeds}],
             }
         ],
-        "listen_address": HOST,
-        "rpc_address": HOST,
-        "storage_port": dev.cassandra_storage_port,
-        "native_transport_port": dev.cql_port,
+        "listen_address": node.host,
+        "rpc_address": node.host,
+        "storage_port": node.storage_port,
+        "native_transport_port": node.cql_port,
         "start_native_transport": True,
         "data_file_directories": [str(data_dir / "data")],
         "commitlog_directory": str(data_dir / "commitlog"),
@@ -110,14 +146,15 @@ def jamm_agent(jar_dir: Path) -> Path | None:
 
 
 def server_command(
-    dev: DevSettings, jar_dir: Path, conf_dir: Path, data_dir: Path, log_dir: Path
+    java: str, node: Node, jar_dir: Path, conf_dir: Path, data_dir: Path, log_dir: Path
 ) -> list[str]:
     jamm = jamm_agent(jar_dir)
     agent = [f"-javaagent:{jamm}"] if jamm else []
+    jmx = [f"-Dcassandra.jmx.local.port={node.jmx_port}"] if node.jmx_port else []
     return [
-        dev.java,
-        f"-Xms{dev.cassandra_heap}",
-        f"-Xmx{dev.cassandra_heap}",
+        java,
+        f"-Xms{node.heap}",
+        f"-Xmx{node.heap}",
         "-Xss256k",
         "-XX:+UseG1GC",
         "-XX:+ParallelRefProcEnabled",
@@ -133,10 +170,10 @@ def server_command(
         "-Dcassandra-foreground=yes",
         f"-Dcassandra.logdir={log_dir}",
         f"-Dlogback.configurationFile={conf_dir / 'logback.xml'}",
-        f"-Dcassandra.jmx.local.port={dev.cassandra_jmx_port}",
+        *jmx,
         # Its default (under cassandra.home) does not exist here and earns a warning a minute.
         f"-Dcassandra.triggers_dir={conf_dir / 'triggers'}",
-        *FAST_START_OPTIONS,
+        *fast_start_options(node),
         "-cp",
         f"{jar_dir}/*",
         MAIN_CLASS,
@@ -145,12 +182,21 @@ def server_command(
 
 def answers(dev: DevSettings, timeout: float) -> bool:
     """True when `SELECT release_version FROM system.local` answers over CQL."""
+    return answers_at(HOST, dev.cql_port, timeout)
+
+
+def answers_at(host: str, port: int, timeout: float) -> bool:
+    return peers_of(host, port, timeout) is not None
+
+
+def peers_of(host: str, port: int, timeout: float) -> set[str] | None:
+    """The peers (system.peers) of the node at host:port, or None if it does not answer."""
     profile = ExecutionProfile(
-        load_balancing_policy=WhiteListRoundRobinPolicy([HOST]), request_timeout=timeout
+        load_balancing_policy=WhiteListRoundRobinPolicy([host]), request_timeout=timeout
     )
     cluster = Cluster(
-        [HOST],
-        port=dev.cql_port,
+        [host],
+        port=port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=timeout,
         control_connection_timeout=timeout,
@@ -159,11 +205,13 @@ def answers(dev: DevSettings, timeout: float) -> bool:
         connection_class=AsyncioConnection,
     )
     try:
-        row = cluster.connect().execute("SELECT release_version FROM system.local").one()
+        session = cluster.connect()
+        row = session.execute("SELECT release_version FROM system.local").one()
+        peers = {str(peer.peer) for peer in session.execute("SELECT peer FROM system.peers")}
     except (NoHostAvailable, DriverException, OSError) as error:
-        log.debug("cassandra at %s:%s not answering yet: %s", HOST, dev.cql_port, error)
-        return False
+        log.debug("cassandra at %s:%s not answering yet: %s", host, port, error)
+        return None
     finally:
         cluster.shutdown()
-    log.debug("cassandra %s answers on %s:%s", row.release_version, HOST, dev.cql_port)
-    return True
+    log.debug("cassandra %s answers on %s:%s, peers %s", row.release_version, host, port, peers)
+    return peers

@@ -28,4 +28,13 @@ class DevSettings(BaseSettings):
     cassandra_heap: str = "1G"
     start_timeout_seconds: float = Field(default=180.0, gt=0)
     stop_timeout_seconds: float = Field(default=60.0, gt=0)  # SIGTERM grace before SIGKILL
+    # `pulse dev ring`: a Cassandra ring beside the single node, one loopback address per node
+    # (Linux routes all of 127.0.0.0/8 to lo), the same ports on each; JMX off.
+    ring_hosts: str = Field(
+        default="127.0.0.2,127.0.0.3,127.0.0.4",
+        pattern=r"^127\.\d+\.\d+\.\d+(,127\.\d+\.\d+\.\d+)*$",
+    )
+    ring_cql_port: int = Field(default=9042, ge=1, le=65535)
+    ring_storage_port: int = Field(default=7000, ge=1, le=65535)
+    ring_heap: str = "448m"
     maven: str = "mvn"  # resolves the server jars from Maven Central on first `up`

@@ -37,12 +37,12 @@ def check_ports_free(ports: Sequence[PortSetting]) -> None:
         raise DevServerError("cannot start the dev servers:\n  " + "\n  ".join(problems))
 
 
-def port_is_free(port: int) -> bool:
+def port_is_free(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # Java binds with SO_REUSEADDR too, so TIME_WAIT leftovers of our last run don't count.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((HOST, port))
+            probe.bind((host, port))
         except OSError:
             return False
     return True
@@ -52,9 +52,9 @@ def suggest(port: int) -> int:
     return port + 10000 if port + 10000 <= 65535 else port - 10000
 
 
-def port_accepts(port: int) -> bool:
+def port_accepts(port: int, host: str = HOST) -> bool:
     try:
-        with socket.create_connection((HOST, port), timeout=0.5):
+        with socket.create_connection((host, port), timeout=0.5):
             return True
     except OSError:
         return False

@@ -119,7 +119,7 @@ def _cassandra_spec(dev: DevSettings, paths: DevPaths) -> ServerSpec:
     def prepare(jar_dir: Path) -> None:
         for sub in dev_cassandra.DATA_SUBDIRS:
             (data / sub).mkdir(parents=True, exist_ok=True)
-        config = dev_cassandra.cassandra_config(dev, data)
+        config = dev_cassandra.cassandra_config(dev_cassandra.single_node(dev), data)
         (paths.conf / "cassandra.yaml").write_text(dev_cassandra.render_yaml(config))
         shutil.copyfile(dev_cassandra.LOGBACK_TEMPLATE, paths.conf / "logback.xml")
         (paths.conf / "triggers").mkdir(exist_ok=True)
@@ -139,7 +139,7 @@ def _cassandra_spec(dev: DevSettings, paths: DevPaths) -> ServerSpec:
         ),
         prepare=prepare,
         command=lambda jar_dir: dev_cassandra.server_command(
-            dev, jar_dir, paths.conf, data, paths.home / "logs"
+            dev.java, dev_cassandra.single_node(dev), jar_dir, paths.conf, data, paths.home / "logs"
         ),
         answers=lambda timeout: dev_cassandra.answers(dev, timeout),
     )
@@ -152,7 +152,7 @@ def up(dev: DevSettings, *, echo: Echo = print) -> DevEndpoints:
     """
     paths = DevPaths.of(dev)
     paths.create()
-    with _exclusive(paths):
+    with exclusive(paths):
         specs = server_specs(dev, paths)
         found = {spec.name: _recorded_pid(spec, paths, forget_stale=True) for spec in specs}
         to_start = [spec for spec in specs if found[spec.name] is None]
@@ -166,7 +166,7 @@ def up(dev: DevSettings, *, echo: Echo = print) -> DevEndpoints:
         except BaseException:
             if started:
                 echo("start-up failed; stopping what this `up` started")
-                _stop([(item.spec.name, item.pid) for item in started], dev, paths, echo)
+                stop_processes([(item.spec.name, item.pid) for item in started], dev, paths, echo)
             raise
     return endpoints(dev)
 
@@ -177,7 +177,7 @@ def down(dev: DevSettings, *, echo: Echo = print) -> None:
     if not paths.run.is_dir():
         echo(f"nothing to stop: no pulse dev servers under {paths.home}")
         return
-    with _exclusive(paths):
+    with exclusive(paths):
         targets = [
             (spec.name, pid)
             for spec in server_specs(dev, paths)
@@ -186,7 +186,7 @@ def down(dev: DevSettings, *, echo: Echo = print) -> None:
         if not targets:
             echo(f"nothing to stop: no pulse dev servers running under {paths.home}")
             return
-        _stop(targets, dev, paths, echo)
+        stop_processes(targets, dev, paths, echo)
 
 
 def status(dev: DevSettings) -> list[ServerStatus]:
@@ -214,7 +214,7 @@ def _reuse(spec: ServerSpec, pid: int, echo: Echo) -> _Pending:
 def _start(spec: ServerSpec, dev: DevSettings, paths: DevPaths, echo: Echo) -> _Pending:
     jar_dir = resolve_jars(spec.profile, dev, paths, echo)
     spec.prepare(jar_dir)
-    pid = _launch(spec.command(jar_dir), paths.log(spec.name), paths.pid(spec.name), dev)
+    pid = launch(spec.command(jar_dir), paths.log(spec.name), paths.pid(spec.name), dev)
     echo(f"starting {spec.name} (pid {pid}, log {paths.log(spec.name)})")
     return _Pending(spec, pid, time.monotonic())
 
@@ -248,14 +248,14 @@ def _run_once(command: list[str], log_file: Path, what: str, dev: DevSettings) -
                 command, stdout=out, stderr=subprocess.STDOUT, timeout=FORMAT_TIMEOUT_SECONDS
             ).returncode
         except FileNotFoundError as error:
-            raise _java_missing(dev) from error
+            raise java_missing(dev) from error
         except subprocess.TimeoutExpired as error:
             raise DevServerError(f"could not {what} within {error.timeout:.0f} s") from error
     if code != 0:
         raise DevServerError(f"could not {what} (exit {code}).\n{log_excerpt(log_file)}")
 
 
-def _launch(command: list[str], log_file: Path, pid_file: Path, dev: DevSettings) -> int:
+def launch(command: list[str], log_file: Path, pid_file: Path, dev: DevSettings) -> int:
     """Detached (own session), so the server outlives the CLI and `down` can kill its group."""
     if log_file.exists():
         log_file.replace(log_file.with_name(log_file.name + ".1"))
@@ -270,21 +270,28 @@ def _launch(command: list[str], log_file: Path, pid_file: Path, dev: DevSettings
                 start_new_session=True,
             )
         except FileNotFoundError as error:
-            raise _java_missing(dev) from error
+            raise java_missing(dev) from error
     pid_file.write_text(f"{process.pid}\n")
     log.info("launched pid %s: %s", process.pid, " ".join(command))
     return process.pid
 
 
-def _java_missing(dev: DevSettings) -> DevServerError:
+def java_missing(dev: DevSettings) -> DevServerError:
     return DevServerError(f"{dev.java!r} not found: install Java 17 or set PULSE_DEV__JAVA")
 
 
-def _stop(targets: list[tuple[str, int]], dev: DevSettings, paths: DevPaths, echo: Echo) -> None:
+def stop_processes(
+    targets: list[tuple[str, int]],
+    dev: DevSettings,
+    paths: DevPaths,
+    echo: Echo,
+    sig: signal.Signals = signal.SIGTERM,
+) -> None:
+    """Signals each (name, pid), SIGKILLs what outlives the timeout, removes their pid files."""
     started = time.monotonic()
     for name, pid in targets:
-        echo(f"stopping {name} (pid {pid})")
-        signal_group(pid, signal.SIGTERM)
+        echo(f"stopping {name} (pid {pid}{'' if sig == signal.SIGTERM else ', ' + sig.name})")
+        signal_group(pid, sig)
     stubborn = wait_gone(targets, dev.stop_timeout_seconds)
     for name, pid in stubborn:
         echo(f"{name} (pid {pid}) still running after {dev.stop_timeout_seconds:.0f} s; SIGKILL")
@@ -321,7 +328,7 @@ def _is_ours(pid: int, spec: ServerSpec, paths: DevPaths) -> bool:
 
 
 @contextlib.contextmanager
-def _exclusive(paths: DevPaths) -> Iterator[None]:
+def exclusive(paths: DevPaths) -> Iterator[None]:
     """Serialises `up`/`down` of one home, e.g. two pytest runs starting at once."""
     with (paths.run / "lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from cassandra.cluster import Session
 
-from tests import servers
+from tests import ring, servers
 
 # ---------------------------------------------------------------------------------------
 # Real servers (Kafka, CQL) — logic in tests/servers.py. Started lazily: only a test that
@@ -55,6 +55,21 @@ def test_keyspace(cql_session: Session) -> Iterator[str]:
 def topic_suffix() -> str:
     """Unique per session: append to topic names so runs never share topics."""
     return servers.new_topic_suffix()
+
+
+@pytest.fixture(scope="session")
+def ring_provider() -> Iterator[ring.RingProvider]:
+    provider = ring.RingProvider(os.environ)
+    yield provider
+    provider.close()
+
+
+@pytest.fixture
+def cassandra_ring(ring_provider: ring.RingProvider) -> Iterator[ring.Ring]:
+    """A 3-node Cassandra ring (`pulse dev ring`, 127.0.0.2-4), all nodes up at the start."""
+    found = servers.obtain(ring_provider.ring, os.environ)
+    found.ensure_up()
+    yield found
 
 
 # ---------------------------------------------------------------------------------------

@@ -143,7 +143,9 @@ def test_cassandra_yaml_carries_the_ports_and_directories(tmp_path: Path) -> Non
     dev = DevSettings(cql_port=19042, cassandra_storage_port=17000)
     # when
     config = yaml.safe_load(
-        dev_cassandra.render_yaml(dev_cassandra.cassandra_config(dev, tmp_path))
+        dev_cassandra.render_yaml(
+            dev_cassandra.cassandra_config(dev_cassandra.single_node(dev), tmp_path)
+        )
     )
     # then
     assert config["native_transport_port"] == 19042
@@ -161,7 +163,12 @@ def test_cassandra_command_has_java17_options_jamm_agent_and_fast_start(tmp_path
     dev = DevSettings(cassandra_jmx_port=17199, cassandra_heap="512m")
     # when
     command = dev_cassandra.server_command(
-        dev, tmp_path / "jars", tmp_path / "conf", tmp_path / "data", tmp_path / "logs"
+        dev.java,
+        dev_cassandra.single_node(dev),
+        tmp_path / "jars",
+        tmp_path / "conf",
+        tmp_path / "data",
+        tmp_path / "logs",
     )
     # then
     assert f"-javaagent:{tmp_path / 'jars' / 'jamm-0.4.0.jar'}" in command
