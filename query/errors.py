@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from kernel.errors import Conflict, Invalid, LedgerError, NotFound, Unavailable
+from query.schemas import Problem
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,38 @@ def _field(location: Sequence[Any]) -> str:
     # ("query", "start") → "start": the name a client sent; the location kind is noise.
     parts = [str(p) for p in location if p not in ("query", "path", "body", "header")]
     return ".".join(parts) or "request"
+
+
+# The errors any route may answer, documented once for the whole app (OpenAPI).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": title,
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for status, title in (
+        (404, "Not found (unknown route, tenant, pulse or invoice)"),
+        (422, "Invalid request: every invalid field named"),
+        (500, "Internal error"),
+        (503, "Backend unavailable; retry after the Retry-After seconds"),
+    )
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Puts the Problem schema, which ERROR_RESPONSES refers to, into the OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(problem_schema.pop("$defs", {}))
+            components["Problem"] = problem_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def register_error_handlers(app: FastAPI) -> None:
