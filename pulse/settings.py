@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from kernel.errors import Invalid
 from ledger.kafka import KafkaConfig
 from storage.cql import CqlConfig
 
@@ -114,6 +118,56 @@ class Settings(BaseSettings):
     embedded: EmbeddedSettings = EmbeddedSettings()
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
+
+
+# Variables with the prefix that belong to others: devtools/config.py and the test fixtures.
+_NOT_OURS = ("PULSE_DEV__", "PULSE_TEST_")
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """PULSE_* variables that set nothing (a typo such as PULSE_BAKEND would otherwise leave
+    the default in force without a word)."""
+    unknown = []
+    for name in environ:
+        upper = name.upper()
+        if not upper.startswith("PULSE_") or upper.startswith(_NOT_OURS):
+            continue
+        path = upper.removeprefix("PULSE_").lower().split("__")
+        field = Settings.model_fields.get(path[0])
+        section = field.annotation if field is not None else None
+        known = field is not None and (
+            len(path) == 1
+            or (
+                len(path) == 2
+                and isinstance(section, type)
+                and issubclass(section, BaseModel)
+                and path[1] in section.model_fields
+            )
+        )
+        if not known:
+            unknown.append(upper)
+    return sorted(unknown)
+
+
+def _variable(location: tuple[int | str, ...]) -> str:
+    return "PULSE_" + "__".join(str(part).upper() for part in location)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings of the PULSE_* variables; Invalid naming each variable that is wrong."""
+    unknown = unknown_variables(os.environ if environ is None else environ)
+    if unknown:
+        raise Invalid(f"unknown setting variable(s): {', '.join(unknown)}")
+    try:
+        return Settings()
+    except SettingsError as exc:  # a nested section given as malformed JSON
+        found = re.search(r'field "([a-z_]+)"', str(exc))
+        variable = _variable((found.group(1),)) if found else "a PULSE_* variable"
+        raise Invalid(f"{variable}: not a valid JSON object ({exc})") from None
+    except ValidationError as exc:
+        # The values are not echoed: a section's JSON may hold a password.
+        problems = [f"{_variable(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise Invalid("; ".join(problems)) from None
 
 
 def masked(settings: Settings) -> dict[str, object]:

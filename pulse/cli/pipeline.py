@@ -163,14 +163,14 @@ def rebuild(embedded: bool = False) -> None:
 @pipeline_app.command()
 def send(
     target: Annotated[str, typer.Option(help="ingestor address")] = "127.0.0.1:50051",
-    total: Annotated[int, typer.Option(help="pulses to send", min=1)] = 10_000,
+    total: Annotated[int, typer.Option(help="pulses to send", min=1, max=10_000_000)] = 10_000,
     rate: Annotated[
         float, typer.Option(help="pulses per second (0 = as fast as possible)", min=0)
     ] = 0,
-    tenants: Annotated[int, typer.Option(min=1)] = 10,
+    tenants: Annotated[int, typer.Option(min=1, max=100_000)] = 10,
     skus: Annotated[int, typer.Option(min=1, max=6)] = 3,
     duplicate_ratio: Annotated[float, typer.Option(min=0, max=1)] = 0.0,
-    batch_size: Annotated[int, typer.Option(min=1)] = 500,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
     seed: int = 1,
 ) -> None:
     """Load generator: send synthetic pulses to an ingestor and report results.
@@ -187,7 +187,10 @@ def send(
 
 
 @dlq_app.command("list")
-def dlq_list(embedded: bool = False, limit: int = 50) -> None:
+def dlq_list(
+    embedded: bool = False,
+    limit: Annotated[int, typer.Option(help="at most this many", min=1, max=10_000)] = 50,
+) -> None:
     """List dead-lettered records with their reason. Example: pulse dlq list --embedded"""
     from pulse.bootstrap import build
 
