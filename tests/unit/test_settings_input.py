@@ -1,4 +1,4 @@
-"""Hostile settings and options: a clear one-line error naming the variable, exit 2, no traceback."""
+"""Hostile settings and options: one clear line naming the variable, exit 2, no traceback."""
 
 from __future__ import annotations
 
