@@ -172,6 +172,9 @@ def send(
     duplicate_ratio: Annotated[float, typer.Option(min=0, max=1)] = 0.0,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
     seed: int = 1,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="CA certificate (PEM) of a TLS ingestor; plaintext if unset")
+    ] = None,
 ) -> None:
     """Load generator: send synthetic pulses to an ingestor and report results.
 
@@ -180,7 +183,7 @@ def send(
     from pulse.demo.loadgen import LoadSpec, run_load
 
     spec = LoadSpec(total, rate, tenants, skus, duplicate_ratio, batch_size, seed)
-    report = run_load(target, spec, console)
+    report = run_load(target, spec, console, ca_file=ca_file)
     console.print(report.summary())
     if report.errors:
         raise typer.Exit(EXIT_UNAVAILABLE)
