@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 
 from catalog.invoice import canonical_json
 from kernel.decimals import plain
@@ -33,6 +33,8 @@ def _usage(request: Request) -> UsageStore:
     return store
 
 
+# The ingest rule for tenant ids (ledger/validation.py): anything else cannot have data.
+TenantId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:\-]{1,128}$")]
 Ledger = Annotated[LedgerStore, Depends(_ledger)]
 Usage = Annotated[UsageStore, Depends(_usage)]
 
@@ -109,14 +111,14 @@ def create_app(
     app.state.invoicing = invoicing
 
     @app.get("/v1/tenants/{tenant_id}/invoices/{period}/draft")
-    def invoice_draft(tenant_id: str, period: str, invoices: Invoices) -> dict[str, Any]:
+    def invoice_draft(tenant_id: TenantId, period: str, invoices: Invoices) -> dict[str, Any]:
         """The live draft: hourly usage priced with the terms in force now (exact strings)."""
         draft = invoices.draft(tenant_id, period)
         document: dict[str, Any] = json.loads(canonical_json(draft))
         return document
 
     @app.get("/v1/tenants/{tenant_id}/invoices/{period}")
-    def invoice_final(tenant_id: str, period: str, invoices: Invoices) -> dict[str, Any]:
+    def invoice_final(tenant_id: TenantId, period: str, invoices: Invoices) -> dict[str, Any]:
         """The finalized invoice with its SHA-256 and any correction notes since."""
         invoice = invoices.finalized(tenant_id, period)
         if invoice is None:
@@ -134,7 +136,7 @@ def create_app(
 
     @app.get("/v1/tenants/{tenant_id}/usage", response_model=UsageResponse)
     def tenant_usage(
-        tenant_id: str,
+        tenant_id: TenantId,
         store: Usage,
         start: Annotated[datetime, Query(description="inclusive, UTC")],
         end: Annotated[datetime, Query(description="exclusive, UTC")],
@@ -165,14 +167,14 @@ def create_app(
 
     # `:path`: a pulse id may hold "/" (any printable text is a valid id) and must read back.
     @app.get("/v1/tenants/{tenant_id}/pulses/{pulse_id:path}", response_model=PulseResponse)
-    def one_pulse(tenant_id: str, pulse_id: str, store: Ledger) -> PulseResponse:
+    def one_pulse(tenant_id: TenantId, pulse_id: str, store: Ledger) -> PulseResponse:
         """One pulse by id in the path (percent-encode it; ids with "." or ".." segments are
         rewritten by HTTP clients: use /pulse?pulse_id= for those)."""
         return _one_pulse(store, tenant_id, pulse_id)
 
     @app.get("/v1/tenants/{tenant_id}/pulse", response_model=PulseResponse)
     def pulse_by_query(
-        tenant_id: str,
+        tenant_id: TenantId,
         store: Ledger,
         pulse_id: Annotated[str, Query(min_length=1, max_length=512)],
     ) -> PulseResponse:
@@ -181,7 +183,7 @@ def create_app(
 
     @app.get("/v1/tenants/{tenant_id}/conflicts", response_model=ConflictPage)
     def conflicts(
-        tenant_id: str,
+        tenant_id: TenantId,
         store: Ledger,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         cursor: Annotated[str | None, Query(max_length=1024)] = None,
