@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -21,6 +23,14 @@ from catalog.terms import (
     Tier,
 )
 from kernel import units
+from kernel.text import unsafe_character
+
+# Operator files are small: these bounds make reading one cheap whatever its content.
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 16  # the deepest real structure (tiers of an override) is 7 levels
+# Plain ASCII decimals only: Decimal() alone would also take "1_000", Arabic-Indic digits
+# and "1e999999" (which no invoice can ever print or sum).
+_PLAIN_DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,30})?")
 
 
 class FileProblems(ValueError):
@@ -39,20 +49,76 @@ class _Node:
     line: int
 
 
-def _wrap(node: yaml.Node) -> _Node:
+class _BoundedLoader(yaml.SafeLoader):
+    """Composes nodes without aliases and at most MAX_DEPTH deep.
+
+    An alias makes one node reachable many times: nine nested lists of nine aliases ("billion
+    laughs") expand to 10^9 values, and an alias inside its own anchor never ends.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in pulse-ledger files", mark
+            )
+        if self._depth >= MAX_DEPTH:
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, f"values nest more than {MAX_DEPTH} levels deep", mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def read_file(path: Path) -> str:
+    """The text of an operator file: at most MAX_FILE_BYTES, strictly UTF-8."""
+    with path.open("rb") as stream:
+        data = stream.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise FileProblems([f"line 1: the file is larger than {MAX_FILE_BYTES} bytes"])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise FileProblems([f"line {line}: not UTF-8 text (byte {exc.start})"]) from None
+
+
+def _wrap(node: yaml.Node, path: str = "file") -> _Node:
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        return _Node({k.value: _wrap(v) for k, v in node.value}, line)
+        entries: dict[str, _Node] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            _refuse_unsafe(key, key_node, f"{path} key {key[:40]!a}")
+            entries[key] = _wrap(value_node, f"{path}.{key}")
+        return _Node(entries, line)
     if isinstance(node, yaml.SequenceNode):
-        return _Node([_wrap(v) for v in node.value], line)
+        return _Node([_wrap(v, f"{path}[{i}]") for i, v in enumerate(node.value)], line)
     if node.tag == "tag:yaml.org,2002:null" or node.value in ("null", "~", ""):
         return _Node(None, line)
+    _refuse_unsafe(str(node.value), node, path)
     return _Node(str(node.value), line)  # scalars stay text: no float ever touches a price
 
 
+def _refuse_unsafe(text: str, node: yaml.Node, where: str) -> None:
+    """No value of an operator file may carry terminal escapes or bidi overrides: names and
+    SKUs reach terminals (`catalog show`) and invoices."""
+    unsafe = unsafe_character(text)
+    if unsafe:
+        raise FileProblems([f"line {node.start_mark.line + 1}: {where}: {unsafe}"])
+
+
 def parse(text: str) -> _Node:
+    if len(text) > MAX_FILE_BYTES:
+        raise FileProblems([f"line 1: the file is larger than {MAX_FILE_BYTES} characters"])
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=_BoundedLoader)
     except yaml.YAMLError as exc:
         raise FileProblems([f"not valid YAML: {exc}"]) from None
     if root is None:
@@ -98,15 +164,15 @@ class _Reader:
             if required:
                 self.fail(parent, f"{where}.{key}", "required decimal")
             return None
-        try:
-            value = Decimal(str(node.value))
-        except InvalidOperation:
-            self.fail(node, f"{where}.{key}", f"{node.value!r} is not a decimal")
+        if not isinstance(node.value, str) or not _PLAIN_DECIMAL.fullmatch(node.value):
+            self.fail(
+                node,
+                f"{where}.{key}",
+                f"{str(node.value)[:40]!r} is not a plain decimal >= 0 "
+                "(ASCII digits, an optional point: 12.5)",
+            )
             return None
-        if not value.is_finite() or value < 0:
-            self.fail(node, f"{where}.{key}", f"{node.value!r} must be a finite number >= 0")
-            return None
-        return value
+        return Decimal(node.value)
 
     def day(self, m: dict[str, _Node], key: str, where: str, parent: _Node) -> date | None:
         node = m.get(key)

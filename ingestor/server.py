@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent import futures
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 SERVICE = "pulse.v1.IngestService"
 _METHOD = "Ingest"
+# Threads beyond the Ingest cap: health checks and reflection never queue behind a batch.
+RESERVED_THREADS = 4
 
 
 class _Undecodable:
@@ -42,7 +45,50 @@ class _Undecodable:
         self.reason = reason
 
 
-def _parse(data: bytes) -> pulse_pb2.IngestRequest | _Undecodable:
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if at >= len(data) or shift > 63:
+            raise IndexError("truncated varint")
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if not byte & 0x80:
+            return value, at
+
+
+def _field_count(data: bytes, stop_after: int) -> int:
+    """Top-level fields of a serialized message, counted without parsing it, up to
+    `stop_after` + 1: a 4 MiB request of empty pulses would parse into 2 million objects
+    (350 MB) before its batch size could be checked. Malformed input returns what was
+    counted so far; the parser then reports it."""
+    count, at = 0, 0
+    try:
+        while at < len(data) and count <= stop_after:
+            key, at = _varint(data, at)
+            wire_type = key & 7
+            if wire_type == 0:
+                _, at = _varint(data, at)
+            elif wire_type == 1:
+                at += 8
+            elif wire_type == 2:
+                length, at = _varint(data, at)
+                at += length
+            elif wire_type == 5:
+                at += 4
+            else:
+                break
+            count += 1
+    except IndexError:
+        pass
+    return count
+
+
+def _parse(data: bytes, max_batch: int) -> pulse_pb2.IngestRequest | _Undecodable:
+    """The request, or why it cannot be one; Invalid when it holds more than `max_batch`."""
+    count = _field_count(data, max_batch)
+    if count > max_batch:
+        raise Invalid(f"pulses: the batch has at least {count}; at most {max_batch} per request")
     request = pulse_pb2.IngestRequest()
     try:
         request.ParseFromString(data)
@@ -68,12 +114,11 @@ class IngestServicer:
         self._max_batch = max_batch
         self._future_skew = future_skew
 
-    def ingest(
-        self, request: pulse_pb2.IngestRequest | _Undecodable, context: grpc.ServicerContext
-    ) -> pulse_pb2.IngestResponse:
+    def ingest(self, data: bytes, context: grpc.ServicerContext) -> pulse_pb2.IngestResponse:
+        """Ingest of one serialized IngestRequest (bounded by count before it is parsed)."""
         try:
             caller = self._caller(context)
-            return self._ingest(request, caller)
+            return self._ingest(_parse(data, self._max_batch), caller)
         except LedgerError as error:
             context.abort(status_of(error), str(error))
             raise  # abort raises; this line only tells the type checker
@@ -93,7 +138,11 @@ class IngestServicer:
         self, request: pulse_pb2.IngestRequest | _Undecodable, caller: Principal | None
     ) -> pulse_pb2.IngestResponse:
         if isinstance(request, _Undecodable):
-            raise Invalid(f"request: not an IngestRequest ({request.reason})")
+            raise Invalid(
+                f"pulses: {request.reason}"
+                if "pulses" in request.reason
+                else (f"request: not an IngestRequest ({request.reason})")
+            )
         count = len(request.pulses)
         if count == 0:
             raise Invalid("pulses: the batch is empty")
@@ -144,27 +193,66 @@ def status_of(error: LedgerError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def server_credentials(
+    certificate_chain: bytes, private_key: bytes, client_ca: bytes | None = None
+) -> grpc.ServerCredentials:
+    """TLS with this certificate; with `client_ca`, clients must show a certificate it
+    signed (mutual TLS)."""
+    return grpc.ssl_server_credentials(
+        [(private_key, certificate_chain)],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+def _capped(servicer: IngestServicer, max_calls: int) -> Any:  # grpc's handler signature is untyped
+    """Ingest behind a semaphore: beyond `max_calls` in flight the call is refused at once
+    with RESOURCE_EXHAUSTED (retryable: nothing of it was stored), before it is parsed, so a
+    crowd of senders costs neither threads nor memory."""
+    slots = threading.BoundedSemaphore(max_calls)
+
+    def ingest(data: bytes, context: grpc.ServicerContext) -> pulse_pb2.IngestResponse:
+        if not slots.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the ingestor is at its {max_calls} concurrent calls; nothing of this batch "
+                "was stored, retry with back-off",
+            )
+        try:
+            return servicer.ingest(data, context)
+        finally:
+            slots.release()
+
+    return ingest
+
+
 def create_server(
     servicer: IngestServicer,
     address: str,
     *,
     max_message_bytes: int,
-    workers: int = 8,
+    max_concurrent_calls: int = 8,
+    credentials: grpc.ServerCredentials | None = None,
     health_servicer: health.HealthServicer | None = None,
 ) -> tuple[grpc.Server, int]:
     """A started-ready (not yet started) server bound to `address`; port 0 picks a free one.
 
-    Pass `health_servicer` to keep setting its status afterwards (the process's readiness)."""
+    At most `max_concurrent_calls` Ingest calls run at once; RESERVED_THREADS more threads
+    keep health checks answered while they do. Plaintext unless `credentials` (TLS) given.
+    Pass `health_servicer` to keep setting its status afterwards (the process's readiness).
+    """
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest"),
+        futures.ThreadPoolExecutor(
+            max_workers=max_concurrent_calls + RESERVED_THREADS, thread_name_prefix="ingest"
+        ),
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
         ],
     )
     handler: Any = grpc.unary_unary_rpc_method_handler(
-        servicer.ingest,
-        request_deserializer=_parse,
+        _capped(servicer, max_concurrent_calls),
+        request_deserializer=None,  # bytes: counted before parsing (_parse)
         response_serializer=pulse_pb2.IngestResponse.SerializeToString,
     )
     server.add_generic_rpc_handlers(
@@ -183,7 +271,10 @@ def create_server(
         ),
         server,
     )
-    port = server.add_insecure_port(address)
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"cannot bind the ingestor to {address}")
     return server, port

@@ -109,6 +109,10 @@ class LogHistory(Protocol):
     def close(self) -> None: ...
 
 
+# (pulse_id, partition, offset): where a conflict sits in the order conflicts are listed in.
+ConflictKey = tuple[str, int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class ConflictRecord:
     """A pulse id reused with a different payload: the first stays, this one is kept aside."""
@@ -149,8 +153,11 @@ class LedgerStore(Protocol):
         """Every tenant with at least one event, sorted."""
         ...
 
-    def conflicts(self, tenant_id: str) -> list[ConflictRecord]:
-        """Recorded conflicts of the tenant."""
+    def conflicts(
+        self, tenant_id: str, after: ConflictKey | None = None, limit: int | None = None
+    ) -> list[ConflictRecord]:
+        """Recorded conflicts of the tenant ordered by ConflictKey (pulse id in UTF-8 byte
+        order, then position), only those after `after`, at most `limit` of them."""
         ...
 
     def close(self) -> None: ...

@@ -12,7 +12,7 @@ from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
 
 from ledger.model import LedgerEvent, Position, Pulse, from_micros, hour_of, to_micros
-from ledger.ports import ConflictRecord
+from ledger.ports import ConflictKey, ConflictRecord
 from storage.cql import execute_all, run_concurrent, text_size, translated, unlogged_batches
 
 # Rows per unlogged batch (each batch also stays under storage.cql.BATCH_BYTES), and pulse
@@ -75,7 +75,8 @@ class ScyllaLedgerStore:
             self._conflicts = p(
                 "SELECT tenant_id, pulse_id, product_sku, used_amount, use_unit, occurred_at_us, "
                 "resource_id, region, source, attributes, payload_hash, kafka_partition, "
-                f"kafka_offset, arrival, existing_hash FROM {ks}.pulse_conflicts WHERE tenant_id=?"
+                f"kafka_offset, arrival, existing_hash FROM {ks}.pulse_conflicts WHERE tenant_id=? "
+                "AND (pulse_id, kafka_partition, kafka_offset) > (?, ?, ?) LIMIT ?"
             )
 
     def seen(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -175,9 +176,15 @@ class ScyllaLedgerStore:
         with translated("listing tenants"):
             return sorted(r.tenant_id for r in self._session.execute(self._tenants))
 
-    def conflicts(self, tenant_id: str) -> list[ConflictRecord]:
+    def conflicts(
+        self, tenant_id: str, after: ConflictKey | None = None, limit: int | None = None
+    ) -> list[ConflictRecord]:
+        # Clustering order (pulse_id, kafka_partition, kafka_offset) is the listing order; no
+        # stored id is empty, so ("", -1, -1) is before every row.
+        start = after or ("", -1, -1)
+        count = 2**31 - 1 if limit is None else limit
         with translated("reading conflicts"):
-            rows = self._session.execute(self._conflicts, (tenant_id,))
+            rows = self._session.execute(self._conflicts, (tenant_id, *start, count))
             return [ConflictRecord(_event(r), r.existing_hash) for r in rows]
 
     def close(self) -> None:

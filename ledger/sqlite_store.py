@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from ledger.model import LedgerEvent, Position, Pulse, from_micros, hour_of, to_micros
-from ledger.ports import ConflictRecord
+from ledger.ports import ConflictKey, ConflictRecord
 from storage.sqlite import SQLiteDb
 
 _SCHEMA = """
@@ -147,11 +147,16 @@ class SQLiteLedgerStore:
             str(r[0]) for r in self._db.query("SELECT DISTINCT tenant_id FROM pulses ORDER BY 1")
         ]
 
-    def conflicts(self, tenant_id: str) -> list[ConflictRecord]:
+    def conflicts(
+        self, tenant_id: str, after: ConflictKey | None = None, limit: int | None = None
+    ) -> list[ConflictRecord]:
+        # TEXT compares by memcmp of UTF-8 (BINARY collation): the order CQL clustering has.
+        start = after or ("", -1, -1)
         rows = self._db.query(
             "SELECT event, existing_hash FROM conflicts WHERE tenant_id = ? "
-            "ORDER BY log_partition, log_offset",
-            (tenant_id,),
+            "AND (pulse_id, log_partition, log_offset) > (?, ?, ?) "
+            "ORDER BY pulse_id, log_partition, log_offset LIMIT ?",
+            (tenant_id, *start, -1 if limit is None else limit),
         )
         return [ConflictRecord(_event(json.loads(str(ev))), str(h)) for ev, h in rows]
 

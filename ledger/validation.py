@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from kernel import units
+from kernel.text import unsafe_character
 from ledger.model import Pulse, from_micros
 
 MAX_ID = 128
@@ -21,7 +22,6 @@ MAX_FRACTION_DIGITS = 18  # ... with at most 18 decimals: fits DECIMAL(38, 18) e
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 _TENANT = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]+")
 # ASCII only: Decimal() would also take "1_000" and non-ASCII digits.
 _DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,9})?")
 _SPECIAL = re.compile(r"[+-]?(nan|snan|inf|infinity)", re.IGNORECASE)
@@ -92,6 +92,9 @@ def validate(
     ):
         if len(value) > MAX_TEXT:
             return reject(name, f"is {len(value)} characters; at most {MAX_TEXT} allowed")
+        unsafe = unsafe_character(value)
+        if unsafe:
+            return reject(name, unsafe)
     attributes = _check_attributes(raw.attributes or {})
     if isinstance(attributes, str):
         return reject("attributes", attributes)
@@ -125,8 +128,9 @@ def _check_id(field: str, value: str) -> tuple[str, str] | None:
         return field, "is required"
     if len(value) > MAX_ID:
         return field, f"is {len(value)} characters; at most {MAX_ID} allowed"
-    if not _PRINTABLE.fullmatch(value):
-        return field, "contains control characters"
+    unsafe = unsafe_character(value)
+    if unsafe:
+        return field, unsafe
     if value != value.strip():
         return field, "has leading or trailing whitespace"
     return None
@@ -216,4 +220,9 @@ def _check_attributes(attributes: Mapping[str, str]) -> tuple[tuple[str, str], .
             return f"key {key[:MAX_ATTRIBUTE_KEY]!r} must be 1-{MAX_ATTRIBUTE_KEY} characters"
         if len(value) > MAX_TEXT:
             return f"value of {key!r} is {len(value)} characters; at most {MAX_TEXT} allowed"
+        for part, text in (("key", key), ("value", value)):
+            unsafe = unsafe_character(text)
+            if unsafe:
+                # !a: the reason itself must not carry the character to a terminal
+                return f"{part} {key[:MAX_ATTRIBUTE_KEY]!a} {unsafe}"
     return tuple(sorted(attributes.items()))

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import grpc
 import uvicorn
 from grpc_health.v1 import health, health_pb2
 
 from access.verifier import KeyVerifier
-from ingestor.server import SERVICE, IngestServicer, create_server
+from ingestor.server import SERVICE, IngestServicer, create_server, server_credentials
+from kernel.errors import Invalid, Unavailable
 from ledger.writer import LedgerWriter
 from projections.runner import HourlyProjector, ProjectorSettings
 from pulse.bootstrap import Parts
-from pulse.settings import Settings
+from pulse.settings import Settings, TlsSettings
 from pulse.supervision import Health, supervise, watch
 from query.app import create_app
 
@@ -81,6 +85,8 @@ def start(
             servicer,
             grpc_address or settings.ingest.address,
             max_message_bytes=settings.ingest.max_message_bytes,
+            max_concurrent_calls=settings.ingest.max_concurrent_calls,
+            credentials=_grpc_credentials(settings.tls),
             health_servicer=grpc_health,
         )
         server.start()
@@ -143,6 +149,33 @@ def start(
     return running
 
 
+def _read_pem(path: object, what: str) -> bytes:
+    try:
+        with open(str(path), "rb") as stream:
+            return stream.read()
+    except OSError as exc:
+        raise Invalid(f"PULSE_TLS__{what}: cannot read {path}: {exc.strerror}") from None
+
+
+def _grpc_credentials(tls: TlsSettings) -> grpc.ServerCredentials | None:
+    if not tls.enabled:
+        return None
+    return server_credentials(
+        _read_pem(tls.cert_file, "CERT_FILE"),
+        _read_pem(tls.key_file, "KEY_FILE"),
+        _read_pem(tls.client_ca_file, "CLIENT_CA_FILE") if tls.client_ca_file else None,
+    )
+
+
+def _uvicorn_tls(tls: TlsSettings) -> dict[str, Any]:
+    if not tls.enabled:
+        return {}
+    options: dict[str, Any] = {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file)}
+    if tls.client_ca_file is not None:
+        options |= {"ssl_ca_certs": str(tls.client_ca_file), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return options
+
+
 def caught_up(settings: Settings, parts: Parts) -> bool:
     """True when writer and projector have both committed everything in the log."""
     ends = {p: o for p, o in parts.log.end_offsets().items() if o > 0}
@@ -157,6 +190,14 @@ class ApiServer:
     def __init__(self, server: uvicorn.Server, thread: threading.Thread) -> None:
         self._server = server
         self._thread = thread
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the chosen one when the settings said 0)."""
+        for listener in getattr(self._server, "servers", []):
+            for sock in listener.sockets:
+                return int(sock.getsockname()[1])
+        return 0
 
     def stop(self) -> None:
         self._server.should_exit = True
@@ -201,6 +242,7 @@ def start_api(settings: Settings, parts: Parts, health_: Health) -> ApiServer:
         host=settings.api.host,
         port=settings.api.port,
         log_level="warning",
+        **_uvicorn_tls(settings.tls),
     )
     server = uvicorn.Server(config)
     role = health_.add("api", loop=False, probe=lambda: server.started)
@@ -219,4 +261,9 @@ def start_api(settings: Settings, parts: Parts, health_: Health) -> ApiServer:
 
     thread = threading.Thread(target=run, name="api", daemon=True)
     thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:  # listening, or it failed (bad certificate, port taken)
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise Unavailable(f"the API did not start on {settings.api.host}:{settings.api.port}")
+        time.sleep(0.01)
     return ApiServer(server, thread)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from kernel.errors import Invalid
 from ledger.kafka import KafkaConfig
-from storage.cql import CqlConfig
+from storage.cql import CqlConfig, CqlTls
 
 
 class Backend(StrEnum):
@@ -45,17 +49,43 @@ class KafkaSettings(_Section):
     session_timeout_ms: int | None = Field(default=10000, ge=1000)
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    # TLS to the brokers: any of these turns it on (SSL, or SASL_SSL with a SASL user).
+    ssl: bool = False
+    ssl_ca_file: Path | None = None  # brokers' CA; the system's when unset
+    ssl_cert_file: Path | None = None  # client certificate, when brokers require one
+    ssl_key_file: Path | None = None
+    ssl_key_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> KafkaSettings:
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            raise ValueError("ssl_cert_file and ssl_key_file go together")
+        return self
 
     def config(self) -> KafkaConfig:
         """What the Kafka adapter needs (ledger.kafka takes no settings of ours)."""
         client: dict[str, str] = {}
-        if self.sasl_username and self.sasl_password:
+        sasl = bool(self.sasl_username and self.sasl_password)
+        tls = self.ssl or any((self.ssl_ca_file, self.ssl_cert_file))
+        if sasl and self.sasl_username and self.sasl_password:
             client |= {
                 "security.protocol": "SASL_SSL",
                 "sasl.mechanisms": "PLAIN",
                 "sasl.username": self.sasl_username,
                 "sasl.password": self.sasl_password.get_secret_value(),
             }
+        elif tls:
+            client["security.protocol"] = "SSL"
+        if sasl or tls:
+            # librdkafka checks the broker's host name against its certificate by default
+            client["ssl.endpoint.identification.algorithm"] = "https"
+        if self.ssl_ca_file:
+            client["ssl.ca.location"] = str(self.ssl_ca_file)
+        if self.ssl_cert_file and self.ssl_key_file:
+            client["ssl.certificate.location"] = str(self.ssl_cert_file)
+            client["ssl.key.location"] = str(self.ssl_key_file)
+        if self.ssl_key_password:
+            client["ssl.key.password"] = self.ssl_key_password.get_secret_value()
         return KafkaConfig(
             self.bootstrap_servers,
             self.topic,
@@ -83,6 +113,17 @@ class CqlSettings(_Section):
     serial_consistency: Literal["SERIAL", "LOCAL_SERIAL"] = "LOCAL_SERIAL"
     request_timeout_seconds: float = Field(default=10.0, gt=0)
     local_dc: str | None = None
+    # TLS to the nodes: on when ssl is true or a CA file is given; the host name is checked.
+    ssl: bool = False
+    ssl_ca_file: Path | None = None  # nodes' CA; the system's when unset
+    ssl_cert_file: Path | None = None  # client certificate, when nodes require one
+    ssl_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> CqlSettings:
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            raise ValueError("ssl_cert_file and ssl_key_file go together")
+        return self
 
     def hosts(self) -> list[str]:
         return [h.strip() for h in self.contact_points.split(",") if h.strip()]
@@ -98,6 +139,13 @@ class CqlSettings(_Section):
             serial_consistency=self.serial_consistency,
             request_timeout=self.request_timeout_seconds,
             local_dc=self.local_dc,
+            tls=CqlTls(
+                str(self.ssl_ca_file) if self.ssl_ca_file else None,
+                str(self.ssl_cert_file) if self.ssl_cert_file else None,
+                str(self.ssl_key_file) if self.ssl_key_file else None,
+            )
+            if self.ssl or self.ssl_ca_file or self.ssl_cert_file
+            else None,
         )
 
 
@@ -112,6 +160,32 @@ class IngestSettings(_Section):
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     future_skew_seconds: int = Field(default=300, ge=0)
     delivery_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Ingest calls at once; more are answered RESOURCE_EXHAUSTED (retry with back-off).
+    max_concurrent_calls: int = Field(default=8, ge=1, le=256)
+
+
+class TlsSettings(_Section):
+    """TLS of the two listening edges, gRPC ingest and the HTTP API (PULSE_TLS__*).
+
+    cert_file and key_file (PEM) turn TLS on; client_ca_file (PEM) also requires every client
+    to present a certificate signed by it (mutual TLS). Plaintext when none is set.
+    """
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("client_ca_file needs cert_file and key_file (TLS) as well")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
 
 
 class ApiSettings(_Section):
@@ -162,6 +236,57 @@ class Settings(BaseSettings):
     # The API key `pulse send` presents (PULSE_KEY); a client setting, unused by the servers.
     key: SecretStr | None = None
     supervision: SupervisionSettings = SupervisionSettings()
+    tls: TlsSettings = TlsSettings()
+
+
+# Variables with the prefix that belong to others: devtools/config.py and the test fixtures.
+_NOT_OURS = ("PULSE_DEV__", "PULSE_TEST_")
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """PULSE_* variables that set nothing (a typo such as PULSE_BAKEND would otherwise leave
+    the default in force without a word)."""
+    unknown = []
+    for name in environ:
+        upper = name.upper()
+        if not upper.startswith("PULSE_") or upper.startswith(_NOT_OURS):
+            continue
+        path = upper.removeprefix("PULSE_").lower().split("__")
+        field = Settings.model_fields.get(path[0])
+        section = field.annotation if field is not None else None
+        known = field is not None and (
+            len(path) == 1
+            or (
+                len(path) == 2
+                and isinstance(section, type)
+                and issubclass(section, BaseModel)
+                and path[1] in section.model_fields
+            )
+        )
+        if not known:
+            unknown.append(upper)
+    return sorted(unknown)
+
+
+def _variable(location: tuple[int | str, ...]) -> str:
+    return "PULSE_" + "__".join(str(part).upper() for part in location)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings of the PULSE_* variables; Invalid naming each variable that is wrong."""
+    unknown = unknown_variables(os.environ if environ is None else environ)
+    if unknown:
+        raise Invalid(f"unknown setting variable(s): {', '.join(unknown)}")
+    try:
+        return Settings()
+    except SettingsError as exc:  # a nested section given as malformed JSON
+        found = re.search(r'field "([a-z_]+)"', str(exc))
+        variable = _variable((found.group(1),)) if found else "a PULSE_* variable"
+        raise Invalid(f"{variable}: not a valid JSON object ({exc})") from None
+    except ValidationError as exc:
+        # The values are not echoed: a section's JSON may hold a password.
+        problems = [f"{_variable(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise Invalid("; ".join(problems)) from None
 
 
 def masked(settings: Settings) -> dict[str, object]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request, Security
+from fastapi import Depends, FastAPI, Path, Query, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -17,15 +19,17 @@ from catalog.invoice import canonical_json
 from kernel.decimals import plain
 from kernel.errors import Forbidden, Invalid, NotFound, Unavailable
 from ledger.model import LedgerEvent
-from ledger.ports import LedgerStore
+from ledger.ports import ConflictKey, LedgerStore
 from projections.as_of import parse_positions, usage_as_of
 from projections.hourly import BillingUnitOf
 from projections.invoices import Invoicing
 from projections.ports import UsageStore
-from query.errors import register_error_handlers
+from query.errors import ERROR_RESPONSES, document_problems, register_error_handlers
 from query.operations import OperatorTools
 from query.operations import router as operator_router
-from query.schemas import ConflictResponse, PulseResponse, UsageResponse, UsageRow
+from query.schemas import ConflictPage, ConflictResponse, PulseResponse, UsageResponse, UsageRow
+
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
 
 
 def _ledger(request: Request) -> LedgerStore:
@@ -38,6 +42,10 @@ def _usage(request: Request) -> UsageStore:
     return store
 
 
+# The ingest rule for tenant ids (ledger/validation.py): anything else cannot have data.
+TenantId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:\-]{1,128}$")]
+
+
 # Documents the scheme in the OpenAPI schema; the check itself reads the raw header, so that a
 # missing, non-Bearer or malformed value each get their own 401 message.
 _bearer = HTTPBearer(
@@ -46,7 +54,7 @@ _bearer = HTTPBearer(
 
 
 def _readable_tenant(
-    tenant_id: str,
+    tenant_id: TenantId,
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> str:
@@ -74,7 +82,30 @@ Usage = Annotated[UsageStore, Depends(_usage)]
 def _utc(value: datetime, name: str) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise Invalid(
+            f"{name}: {value.isoformat()} is outside the representable range once in UTC"
+        ) from None
+
+
+def _cursor(key: ConflictKey) -> str:
+    """An opaque page cursor (clients pass it back unchanged)."""
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _after(cursor: str | None) -> ConflictKey | None:
+    if cursor is None:
+        return None
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        pulse_id, partition, offset = decoded
+        if isinstance(pulse_id, str) and type(partition) is int and type(offset) is int:
+            return pulse_id, partition, offset
+    except (ValueError, TypeError, binascii.Error):
+        pass
+    raise Invalid("cursor: not a cursor this API returned (pass next_cursor back unchanged)")
 
 
 def _pulse(event: LedgerEvent) -> PulseResponse:
@@ -90,6 +121,13 @@ def _pulse(event: LedgerEvent) -> PulseResponse:
         ledger_position=str(event.position),
         payload_hash=event.payload_hash,
     )
+
+
+def _one_pulse(store: LedgerStore, tenant_id: str, pulse_id: str) -> PulseResponse:
+    event = store.get(tenant_id, pulse_id)
+    if event is None:
+        raise NotFound(f"pulse {pulse_id!r} of tenant {tenant_id!r} not found")
+    return _pulse(event)
 
 
 def _invoicing(request: Request) -> Invoicing:
@@ -124,8 +162,9 @@ def create_app(
     health: HealthReport | None = None,
 ) -> FastAPI:
     """The read API; `auth` None is development mode (no key asked; the caller says so)."""
-    app = FastAPI(title="pulse-ledger read API", version="1")
+    app = FastAPI(title="pulse-ledger read API", version="1", responses=ERROR_RESPONSES)
     register_error_handlers(app)
+    document_problems(app)
     app.state.ledger = ledger
     app.state.usage = usage
     app.state.invoicing = invoicing
@@ -217,16 +256,34 @@ def create_app(
             ],
         )
 
-    @app.get("/v1/tenants/{tenant_id}/pulses/{pulse_id}", response_model=PulseResponse)
+    # `:path`: a pulse id may hold "/" (any printable text is a valid id) and must read back.
+    @app.get("/v1/tenants/{tenant_id}/pulses/{pulse_id:path}", response_model=PulseResponse)
     def one_pulse(tenant_id: ReadableTenant, pulse_id: str, store: Ledger) -> PulseResponse:
-        event = store.get(tenant_id, pulse_id)
-        if event is None:
-            raise NotFound(f"pulse {pulse_id!r} of tenant {tenant_id!r} not found")
-        return _pulse(event)
+        """One pulse by id in the path (percent-encode it; ids with "." or ".." segments are
+        rewritten by HTTP clients: use /pulse?pulse_id= for those)."""
+        return _one_pulse(store, tenant_id, pulse_id)
 
-    @app.get("/v1/tenants/{tenant_id}/conflicts", response_model=list[ConflictResponse])
-    def conflicts(tenant_id: ReadableTenant, store: Ledger) -> list[ConflictResponse]:
-        return [
+    @app.get("/v1/tenants/{tenant_id}/pulse", response_model=PulseResponse)
+    def pulse_by_query(
+        tenant_id: ReadableTenant,
+        store: Ledger,
+        pulse_id: Annotated[str, Query(min_length=1, max_length=512)],
+    ) -> PulseResponse:
+        """One pulse by id as a query parameter: reads back every id that can be stored."""
+        return _one_pulse(store, tenant_id, pulse_id)
+
+    @app.get("/v1/tenants/{tenant_id}/conflicts", response_model=ConflictPage)
+    def conflicts(
+        tenant_id: ReadableTenant,
+        store: Ledger,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    ) -> ConflictPage:
+        """Conflicts in pulse-id order, a page at a time (follow next_cursor)."""
+        found = store.conflicts(tenant_id, after=_after(cursor), limit=limit + 1)
+        page, more = found[:limit], len(found) > limit
+        last = page[-1].event if page else None
+        items = [
             ConflictResponse(
                 pulse_id=c.event.pulse.pulse_id,
                 ledger_position=str(c.event.position),
@@ -235,7 +292,13 @@ def create_app(
                 used_amount=plain(c.event.pulse.used_amount),
                 occurred_at=c.event.pulse.occurred_at.isoformat(),
             )
-            for c in store.conflicts(tenant_id)
+            for c in page
         ]
+        next_cursor = None
+        if more and last is not None:
+            next_cursor = _cursor(
+                (last.pulse.pulse_id, last.position.partition, last.position.offset)
+            )
+        return ConflictPage(items=items, next_cursor=next_cursor)
 
     return app

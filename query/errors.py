@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +20,7 @@ from kernel.errors import (
     Unauthenticated,
     Unavailable,
 )
+from query.schemas import Problem
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,56 @@ STATUS: dict[type[LedgerError], tuple[int, str]] = {
 }
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    headers = {"Retry-After": "1"} if status == 503 else None
+    sent = dict(headers or {})
+    if status == 503:
+        sent["Retry-After"] = "1"
     if status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}  # RFC 6750: how to authenticate
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+        sent["WWW-Authenticate"] = "Bearer"  # RFC 6750: how to authenticate
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=sent or None)
 
 
 def _field(location: Sequence[Any]) -> str:
     # ("query", "start") → "start": the name a client sent; the location kind is noise.
     parts = [str(p) for p in location if p not in ("query", "path", "body", "header")]
     return ".".join(parts) or "request"
+
+
+# The errors any route may answer, documented once for the whole app (OpenAPI).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": title,
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for status, title in (
+        (401, "No valid API key (send Authorization: Bearer <key>)"),
+        (403, "The key's role may not call this route"),
+        (404, "Not found (unknown route, tenant, pulse or invoice)"),
+        (422, "Invalid request: every invalid field named"),
+        (500, "Internal error"),
+        (503, "Backend unavailable; retry after the Retry-After seconds"),
+    )
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Puts the Problem schema, which ERROR_RESPONSES refers to, into the OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(problem_schema.pop("$defs", {}))
+            components["Problem"] = problem_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def register_error_handlers(app: FastAPI) -> None:
@@ -71,7 +110,8 @@ def register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
-        return problem(error.status_code, str(error.detail), str(error.detail))
+        # Keep the framework's headers: a 405 must say which methods are allowed (Allow).
+        return problem(error.status_code, str(error.detail), str(error.detail), error.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception) -> JSONResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class UsageRow(BaseModel):
@@ -44,3 +44,27 @@ class ConflictResponse(BaseModel):
     existing_hash: str
     used_amount: str
     occurred_at: str
+
+
+class ConflictPage(BaseModel):
+    items: list[ConflictResponse]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class FieldProblem(BaseModel):
+    field: str
+    reason: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: the one shape of every error the API answers."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="each invalid field and why (422 only)"
+    )

@@ -8,6 +8,7 @@ users (the event store) add profiles of their own to the same cluster.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,24 @@ CONCURRENCY = 64  # requests in flight per run_concurrent call
 
 
 @dataclass(frozen=True)
+class CqlTls:
+    """TLS to the nodes: their CA (the system's when None) and an optional client certificate."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+def ssl_context(tls: CqlTls) -> ssl.SSLContext:
+    """A client context that verifies the nodes' certificate and host name."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls.cert_file and tls.key_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context
+
+
+@dataclass(frozen=True)
 class CqlConfig:
     """Where the cluster is and how to talk to it (built by pulse/settings.py)."""
 
@@ -48,6 +67,7 @@ class CqlConfig:
     # The driver's event loop: libev (its default, the fastest here) or asyncio, which lets
     # short-lived processes exit at once (libev can hold interpreter exit for 5 s).
     reactor: str = "libev"
+    tls: CqlTls | None = None  # None: plaintext
 
     def __post_init__(self) -> None:
         if self.consistency not in CONSISTENCY_LEVELS:
@@ -97,6 +117,8 @@ def connect(config: CqlConfig) -> CqlConnection:
     if config.username and config.password:
         auth = PlainTextAuthProvider(config.username, config.password)
     options: dict[str, Any] = {}
+    if config.tls is not None:
+        options["ssl_context"] = ssl_context(config.tls)
     if config.reactor == "asyncio":
         from cassandra.io.asyncioreactor import AsyncioConnection
 

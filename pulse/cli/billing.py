@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from catalog.files import FileProblems, read_catalog, read_contracts
+from catalog.files import FileProblems, read_catalog, read_contracts, read_file
 from catalog.invoice import InvoiceDraft
 from kernel.decimals import plain
 from kernel.errors import Invalid, NotFound
@@ -29,7 +29,7 @@ invoice_app = typer.Typer(help="Invoices. Example: pulse invoice show acme --per
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text()
+        return read_file(path)  # bounded size, strict UTF-8
     except OSError as exc:
         raise Invalid(f"cannot read {path}: {exc.strerror}") from None
 
@@ -37,8 +37,8 @@ def _read(path: Path) -> str:
 def _apply(kind: str, path: Path, embedded: bool) -> None:
     from pulse.bootstrap import billing_app
 
-    text = _read(path)
     try:
+        text = _read(path)
         parsed = read_catalog(text) if kind == "catalog" else read_contracts(text)
     except FileProblems as exc:
         err.print(f"[red]{path}: nothing recorded, {len(exc.problems)} problem(s):[/]")

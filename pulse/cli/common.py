@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from kernel.errors import Conflict, Invalid, LedgerError, NotFound, Unavailable
-from pulse.settings import Backend, Settings
+from pulse.settings import Backend, Settings, load_settings
 
 console = Console()
 err = Console(stderr=True)
@@ -22,7 +22,7 @@ Embedded = Annotated[bool, typer.Option(help="use the embedded SQLite backends")
 
 def settings(embedded: bool = False) -> Settings:
     """The effective settings (PULSE_* variables); `--embedded` forces the embedded backend."""
-    found = Settings()
+    found = load_settings()
     return found.model_copy(update={"backend": Backend.EMBEDDED}) if embedded else found
 
 

@@ -158,18 +158,21 @@ def usage(
 @pipeline_app.command()
 def send(
     target: Annotated[str, typer.Option(help="ingestor address")] = "127.0.0.1:50051",
-    total: Annotated[int, typer.Option(help="pulses to send", min=1)] = 10_000,
+    total: Annotated[int, typer.Option(help="pulses to send", min=1, max=10_000_000)] = 10_000,
     rate: Annotated[
         float, typer.Option(help="pulses per second (0 = as fast as possible)", min=0)
     ] = 0,
-    tenants: Annotated[int, typer.Option(min=1)] = 10,
+    tenants: Annotated[int, typer.Option(min=1, max=100_000)] = 10,
     skus: Annotated[int, typer.Option(min=1, max=6)] = 3,
     duplicate_ratio: Annotated[float, typer.Option(min=0, max=1)] = 0.0,
-    batch_size: Annotated[int, typer.Option(min=1)] = 500,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
     seed: int = 1,
     key: Annotated[
         str | None,
         typer.Option(help="producer API key (prefer PULSE_KEY: options show in `ps`)"),
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="CA certificate (PEM) of a TLS ingestor; plaintext if unset")
     ] = None,
 ) -> None:
     """Load generator: send synthetic pulses to an ingestor and report results.
@@ -182,7 +185,7 @@ def send(
         found = settings().key
         key = found.get_secret_value() if found else None
     spec = LoadSpec(total, rate, tenants, skus, duplicate_ratio, batch_size, seed)
-    report = run_load(target, spec, console, key)
+    report = run_load(target, spec, console, key, ca_file=ca_file)
     console.print(report.summary())
     if report.errors:
         raise typer.Exit(EXIT_UNAVAILABLE)

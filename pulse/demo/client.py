@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import grpc
 
@@ -45,19 +46,33 @@ def make_pulse(
 
 
 class IngestClient:
-    """`key`: a producer API key, sent as gRPC metadata `authorization: Bearer <key>`."""
+    """`key`: a producer API key, sent as gRPC metadata `authorization: Bearer <key>`.
+    Plaintext, or TLS when `ca_file` is given (plus a client certificate for mutual TLS)."""
 
     def __init__(
-        self, target: str, *, max_message_bytes: int = 64 * 1024 * 1024, key: str | None = None
+        self,
+        target: str,
+        *,
+        max_message_bytes: int = 64 * 1024 * 1024,
+        key: str | None = None,
+        ca_file: Path | None = None,
+        cert_file: Path | None = None,
+        key_file: Path | None = None,
     ) -> None:
         self._metadata = (("authorization", f"Bearer {key}"),) if key else None
-        self.channel = grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", max_message_bytes),
-                ("grpc.max_receive_message_length", max_message_bytes),
-            ],
-        )
+        options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
+        if ca_file is None:
+            self.channel = grpc.insecure_channel(target, options=options)
+        else:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=ca_file.read_bytes(),
+                private_key=key_file.read_bytes() if key_file else None,
+                certificate_chain=cert_file.read_bytes() if cert_file else None,
+            )
+            self.channel = grpc.secure_channel(target, credentials, options=options)
         self._ingest = self.channel.unary_unary(
             _METHOD,
             request_serializer=pulse_pb2.IngestRequest.SerializeToString,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import grpc
 from rich.console import Console
@@ -42,14 +44,44 @@ class LoadReport:
     sent: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     errors: int = 0
+    shed: int = 0  # calls the ingestor refused as overloaded, retried after a pause
     seconds: float = 0.0
 
     def summary(self) -> str:
         rate = self.sent / self.seconds if self.seconds else 0.0
         return (
             f"sent {self.sent} pulses in {self.seconds:.2f} s ({rate:,.0f}/s): "
-            f"{dict(self.statuses)}; failed RPCs: {self.errors}"
+            f"{dict(self.statuses)}; shed and retried: {self.shed}; failed RPCs: {self.errors}"
         )
+
+
+# Answers that mean "nothing of this batch was stored, try again later": the whole batch is
+# re-sent (safe: pulse ids make it idempotent) after an exponential, jittered pause.
+RETRYABLE = {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE}
+MAX_ATTEMPTS = 10
+
+
+def ingest_with_backoff(
+    client: IngestClient,
+    batch: Sequence[pulse_pb2.Pulse],
+    report: LoadReport,
+    rng: random.Random,
+    *,
+    first_pause: float = 0.05,
+    max_pause: float = 2.0,
+) -> list[pulse_pb2.PulseResult]:
+    """The batch's results; RESOURCE_EXHAUSTED and UNAVAILABLE are retried with back-off
+    (full jitter, so refused senders do not come back in lock step)."""
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            return client.ingest(batch)
+        except grpc.RpcError as exc:
+            if exc.code() not in RETRYABLE or attempt == MAX_ATTEMPTS - 1:
+                raise
+            if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                report.shed += 1
+            time.sleep(rng.uniform(0, min(max_pause, first_pause * 2**attempt)))
+    raise AssertionError("unreachable")
 
 
 def generate(spec: LoadSpec, run_id: str) -> list[pulse_pb2.Pulse]:
@@ -80,10 +112,18 @@ def generate(spec: LoadSpec, run_id: str) -> list[pulse_pb2.Pulse]:
 _FINAL = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
 
-def run_load(target: str, spec: LoadSpec, console: Console, key: str | None = None) -> LoadReport:
+def run_load(
+    target: str,
+    spec: LoadSpec,
+    console: Console,
+    key: str | None = None,
+    *,
+    ca_file: Path | None = None,
+) -> LoadReport:
     run_id = f"send-{int(time.time())}-{spec.seed}"
     pulses = generate(spec, run_id)
-    client = IngestClient(target, key=key)
+    client = IngestClient(target, key=key, ca_file=ca_file)
+    jitter = random.Random(spec.seed)
     report = LoadReport()
     started = time.perf_counter()
     try:
@@ -95,7 +135,7 @@ def run_load(target: str, spec: LoadSpec, console: Console, key: str | None = No
                     due = started + (i / spec.rate)
                     time.sleep(max(0.0, due - time.perf_counter()))
                 try:
-                    results = client.ingest(batch)
+                    results = ingest_with_backoff(client, batch, report, jitter)
                 except grpc.RpcError as exc:
                     report.errors += 1
                     console.print(

@@ -117,3 +117,39 @@ def test_conflicts_are_recorded_once_and_kept_out_of_the_ledger(ledger_store: Le
     # then
     assert ledger_store.conflicts(t) == [conflict]
     assert ledger_store.get(t, "dup") == first
+
+
+def test_conflicts_page_in_pulse_id_order_without_gaps_or_repeats(
+    ledger_store: LedgerStore,
+) -> None:
+    # given: seven conflicts, two of them reuses of the same id at different positions
+    t = tenant()
+    kept = event(t, "kept")
+    ledger_store.append([kept])
+    ids = ["b", "a/1", "é", "c", "a", "c", "Z"]
+    conflicts = [
+        ConflictRecord(event(t, pulse_id, amount=str(i + 2), offset=10 + i), kept.payload_hash)
+        for i, pulse_id in enumerate(ids)
+    ]
+    ledger_store.record_conflicts(conflicts)
+    ledger_store.record_conflicts([ConflictRecord(event(tenant(), "b", offset=99), "x")])
+
+    # when: read three at a time, each page after the last key of the previous one
+    pages: list[list[ConflictRecord]] = []
+    after: tuple[str, int, int] | None = None
+    while True:
+        page = ledger_store.conflicts(t, after=after, limit=3)
+        if not page:
+            break
+        pages.append(page)
+        last = page[-1].event
+        after = (last.pulse.pulse_id, last.position.partition, last.position.offset)
+
+    # then: UTF-8 byte order of the id, then position; every conflict exactly once
+    assert [len(p) for p in pages] == [3, 3, 1]
+    read = [c for p in pages for c in p]
+    expected = sorted(
+        conflicts,
+        key=lambda c: (c.event.pulse.pulse_id.encode(), c.event.position.offset),
+    )
+    assert read == expected

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ledger.model import LedgerEvent
-from ledger.ports import ConflictRecord, LedgerStore
+from ledger.ports import ConflictKey, ConflictRecord, LedgerStore
 from ledger.scylla import ScyllaLedgerStore
 from projections.ports import UsageStore
 from projections.rebuild import rebuild
@@ -72,8 +72,10 @@ class PausedAfterRead:
     def get(self, tenant_id: str, pulse_id: str) -> LedgerEvent | None:
         return self._inner.get(tenant_id, pulse_id)
 
-    def conflicts(self, tenant_id: str) -> list[ConflictRecord]:
-        return self._inner.conflicts(tenant_id)
+    def conflicts(
+        self, tenant_id: str, after: ConflictKey | None = None, limit: int | None = None
+    ) -> list[ConflictRecord]:
+        return self._inner.conflicts(tenant_id, after, limit)
 
     def close(self) -> None:
         pass

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from catalog.files import FileProblems, read_catalog, read_contracts
+from catalog.files import MAX_FILE_BYTES, FileProblems, read_catalog, read_contracts, read_file
 from catalog.terms import PlanKind
 
 SAMPLES = Path(__file__).resolve().parents[2] / "pulse" / "sample"
@@ -117,3 +118,118 @@ def test_a_catalog_mixing_currencies_is_rejected_naming_products_and_currencies(
         "line 5: products[3].currency: 'EUR' for d, but products[0] (a) is in 'BRL':"
         " one catalog, one currency",
     ]
+
+
+# --- hostile files: bounded work, a clear problem, nothing half-read ------------------------
+
+PRODUCT = """products:
+  - sku: a
+    name: A
+    category: c
+    billing_unit: GB
+    plans:
+      - {{effective_from: 2026-01-01, kind: per_unit, unit_price: {price}}}
+"""
+
+
+def billion_laughs(levels: int = 9) -> str:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels):
+        previous = chr(ord("a") + i - 1)
+        name = chr(ord("a") + i)
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
+    lines.append(f"products: *{chr(ord('a') + levels - 1)}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (billion_laughs(), "alias"),
+        ("products: &x [*x]\n", "alias"),
+        ("products: " + "[" * 200 + "]" * 200 + "\n", "nest"),
+        ("products: " + "{a: " * 200 + "1" + "}" * 200 + "\n", "nest"),
+    ],
+    ids=["billion-laughs", "recursive-alias", "deep-lists", "deep-mappings"],
+)
+def test_aliases_and_deep_nesting_are_refused_quickly(text: str, reason: str) -> None:
+    # given / when
+    with pytest.raises(FileProblems) as raised:
+        read_catalog(text)
+
+    # then
+    assert reason in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "price",
+    [
+        "1_000",
+        "\u0661\u0662\u0663",
+        "1e999999",
+        "1E5",
+        "0x10",
+        "+1",
+        "1.",
+        ".5",
+        "\u0661.\u0665",
+        "NaN",
+        "-1",
+    ],
+)
+def test_prices_accept_only_plain_ascii_decimals(price: str) -> None:
+    # given / when
+    with pytest.raises(FileProblems) as raised:
+        read_catalog(PRODUCT.format(price=f'"{price}"'))
+
+    # then
+    assert "unit_price" in str(raised.value)
+
+
+@pytest.mark.parametrize("price", ["0", "12", "12.5", "0.000000000001", "1000000"])
+def test_plain_ascii_prices_are_read_exactly(price: str) -> None:
+    # given / when
+    products = read_catalog(PRODUCT.format(price=price))
+
+    # then
+    assert products[0].plans[0].plan.unit_price == Decimal(price)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sku", "a\x1b[2J"),
+        ("name", "A\x1b]0;pwned\x07"),
+        ("category", "c\u202e"),
+        ("name", "A\x00"),
+    ],
+)
+def test_skus_and_names_with_control_characters_are_refused(field: str, value: str) -> None:
+    # given
+    text = PRODUCT.format(price="1").replace(
+        {"sku": "sku: a", "name": "name: A", "category": "category: c"}[field],
+        f"{field}: {json.dumps(value)}",
+    )
+
+    # when
+    with pytest.raises(FileProblems) as raised:
+        read_catalog(text)
+
+    # then
+    assert field in str(raised.value)
+
+
+def test_files_that_are_not_utf8_or_too_large_are_refused(tmp_path: Path) -> None:
+    # given
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(
+        PRODUCT.format(price="1").replace("name: A", "name: Caf\xe9").encode("latin-1")
+    )
+    huge = tmp_path / "huge.yaml"
+    huge.write_bytes(b"# " + b"x" * (MAX_FILE_BYTES + 1) + b"\n")
+
+    # when / then
+    with pytest.raises(FileProblems, match="UTF-8"):
+        read_file(latin1)
+    with pytest.raises(FileProblems, match="bytes"):
+        read_file(huge)

@@ -385,3 +385,31 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
 
     # then
     assert required <= patterns, f"not ignored: {sorted(required - patterns)}"
+
+
+def _port_entries(service: dict[str, object], name: str) -> list[tuple[str, int]]:
+    """(host address, published port) of every port entry ("" when no address is given)."""
+    entries: list[tuple[str, int]] = []
+    for entry in service.get("ports") or []:  # type: ignore[attr-defined]
+        if isinstance(entry, dict):
+            spec = _mapping(entry, f"{name}.ports[]")
+            entries.append((str(spec.get("host_ip", "")), int(str(spec["published"]))))
+            continue
+        parts = str(entry).split("/")[0].rsplit(":", 2)
+        address = parts[0] if len(parts) == 3 else ""
+        entries.append((address.strip("[]"), int(parts[-2]) if len(parts) >= 2 else 0))
+    return entries
+
+
+def test_compose_publishes_ports_on_loopback_only(services: dict[str, dict[str, object]]) -> None:
+    # given: a port without an address is published on 0.0.0.0, every interface of the host
+    # when
+    exposed = {
+        f"{name}:{port}": address or "0.0.0.0 (implicit)"
+        for name, spec in services.items()
+        for address, port in _port_entries(spec, name)
+        if address not in {"127.0.0.1", "::1"}
+    }
+
+    # then
+    assert not exposed, f"published beyond the host's loopback: {exposed}"

@@ -20,7 +20,7 @@ from catalog.files import read_catalog
 from kernel.errors import Conflict
 from ledger import codec
 from ledger.model import LedgerEvent, Position, Pulse
-from ledger.ports import ConflictRecord, LedgerStore, OutgoingRecord, PulseLog
+from ledger.ports import ConflictKey, ConflictRecord, LedgerStore, OutgoingRecord, PulseLog
 from ledger.sqlite_store import SQLiteLedgerStore
 from ledger.writer import LedgerWriter, wait_until
 from projections.invoices import Invoicing, writer_commits
@@ -67,8 +67,10 @@ class InterleavedLedger:
     def tenants(self) -> list[str]:
         return self._inner.tenants()
 
-    def conflicts(self, tenant_id: str) -> list[ConflictRecord]:
-        return self._inner.conflicts(tenant_id)
+    def conflicts(
+        self, tenant_id: str, after: ConflictKey | None = None, limit: int | None = None
+    ) -> list[ConflictRecord]:
+        return self._inner.conflicts(tenant_id, after, limit)
 
     def close(self) -> None:
         self._inner.close()

@@ -7,17 +7,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger.model import Position
 from ledger.ports import ConflictRecord
 from ledger.sqlite_store import SQLiteLedgerStore
+from ledger.validation import Rejection, validate
 from projections.hourly import HourlyUsage
 from projections.sqlite import SQLiteUsageStore
 from query.app import create_app
-from tests.unit.helpers import T0, event, pulse
+from tests.unit.helpers import NOW, SKEW, T0, event, pulse, raw
 
 USAGE = "/v1/tenants/acme/usage"
 DAY = {"start": "2024-05-01T00:00:00Z", "end": "2024-05-02T00:00:00Z"}
@@ -221,7 +225,7 @@ def test_conflicts_list_the_rejected_payload_against_the_kept_one(api: Api) -> N
 
     # then
     assert response.status_code == 200
-    assert response.json() == [
+    assert response.json()["items"] == [
         {
             "pulse_id": "p-1",
             "ledger_position": "0:8",
@@ -231,7 +235,11 @@ def test_conflicts_list_the_rejected_payload_against_the_kept_one(api: Api) -> N
             "occurred_at": "2024-05-01T10:00:00+00:00",
         }
     ]
-    assert api.http.get("/v1/tenants/globex/conflicts").json() == []
+    assert response.json()["next_cursor"] is None
+    assert api.http.get("/v1/tenants/globex/conflicts").json() == {
+        "items": [],
+        "next_cursor": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -264,3 +272,127 @@ def test_a_bad_query_parameter_is_named_as_the_field(api: Api) -> None:
 
     # then
     assert [e["field"] for e in response.json()["errors"]] == ["start"]
+
+
+def test_conflicts_are_paginated_with_a_bounded_limit_and_an_opaque_cursor(api: Api) -> None:
+    # given: 25 conflicts
+    kept = event(pulse("p-kept"), offset=1)
+    api.ledger.append([kept])
+    api.ledger.record_conflicts(
+        [
+            ConflictRecord(event(pulse(f"p-{i:02d}", amount="2"), offset=10 + i), "h")
+            for i in range(25)
+        ]
+    )
+
+    # when: pages of 10, following next_cursor
+    seen: list[str] = []
+    params: dict[str, str] = {"limit": "10"}
+    pages = 0
+    while True:
+        body = api.http.get("/v1/tenants/acme/conflicts", params=params).json()
+        pages += 1
+        seen += [c["pulse_id"] for c in body["items"]]
+        if body["next_cursor"] is None:
+            break
+        params = {"limit": "10", "cursor": body["next_cursor"]}
+
+    # then
+    assert pages == 3
+    assert seen == [f"p-{i:02d}" for i in range(25)]
+    assert len(api.http.get("/v1/tenants/acme/conflicts").json()["items"]) == 25  # default 100
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"limit": "-1"},
+        {"cursor": "not-a-cursor"},
+        {"cursor": ""},
+    ],
+)
+def test_a_bad_limit_or_cursor_is_422_naming_it(api: Api, params: dict[str, str]) -> None:
+    # given / when
+    response = api.http.get("/v1/tenants/acme/conflicts", params=params)
+
+    # then
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert next(iter(params)) in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "start",
+    ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+00:59"],
+)
+def test_a_time_at_the_edge_of_the_range_with_an_offset_is_422_naming_it(
+    api: Api, start: str
+) -> None:
+    # given / when
+    response = api.http.get(USAGE, params={"start": start, "end": DAY["end"]})
+
+    # then
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "start" in response.json()["detail"]
+
+
+HARD_IDS = ["a/b", "/lead", "trail/", "a//b", "..", "../x", "50%", "%2F", "q?x=1", "h#1", "a b"]
+HARD_IDS += ["é/ü", "\\", "&pulse_id=x", "+", "\u200d"]
+# Clients remove "." and ".." segments (RFC 3986) and the test client decodes %25 twice:
+# those ids read back through the query-parameter route only.
+PATH_UNREACHABLE = {"..", "../x", "%2F"}
+
+
+@pytest.mark.parametrize("pulse_id", HARD_IDS)
+def test_every_storable_pulse_id_reads_back(api: Api, pulse_id: str) -> None:
+    # given
+    api.ledger.append([event(pulse(pulse_id))])
+
+    # when
+    by_query = api.http.get("/v1/tenants/acme/pulse", params={"pulse_id": pulse_id})
+    by_path = api.http.get(f"/v1/tenants/acme/pulses/{quote(pulse_id, safe='')}")
+
+    # then
+    assert by_query.status_code == 200, by_query.text
+    assert by_query.json()["pulse_id"] == pulse_id
+    if pulse_id not in PATH_UNREACHABLE:
+        assert by_path.status_code == 200, by_path.text
+        assert by_path.json()["pulse_id"] == pulse_id
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pulse_id=st.text(st.characters(codec="utf-8"), min_size=1, max_size=128))
+def test_any_id_validation_accepts_reads_back_by_query(api: Api, pulse_id: str) -> None:
+    # given: any id the ingest validation lets into the ledger
+    if isinstance(validate(raw(pulse_id=pulse_id), NOW, SKEW), Rejection):
+        return
+    api.ledger.append([event(pulse(pulse_id))])
+
+    # when
+    response = api.http.get("/v1/tenants/acme/pulse", params={"pulse_id": pulse_id})
+
+    # then
+    assert response.status_code == 200, response.text
+    assert response.json()["pulse_id"] == pulse_id
+
+
+def test_errors_are_in_the_openapi_schema_as_problem_json(api: Api) -> None:
+    # given / when
+    schema = api.http.get("/openapi.json").json()
+
+    # then: every route documents its errors with one Problem shape
+    assert "Problem" in schema["components"]["schemas"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            for status in ("404", "422", "503"):
+                if path == "/healthz" and status != "503":
+                    continue
+                content = responses.get(status, {}).get("content", {})
+                assert "application/problem+json" in content, f"{method} {path} {status}"
+                assert content["application/problem+json"]["schema"] == {
+                    "$ref": "#/components/schemas/Problem"
+                }

@@ -238,9 +238,12 @@ def test_thirty_two_attributes_are_accepted_and_sorted() -> None:
 
 # --- properties ----------------------------------------------------------------------------
 
-ids = st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=128).filter(
-    lambda s: s == s.strip()
+# Any text without controls, separators or bidi formatting characters (kernel.text).
+safe = st.characters(
+    exclude_categories=("Cc", "Cs"),
+    exclude_characters="\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
 )
+ids = st.text(safe, min_size=1, max_size=128).filter(lambda s: s == s.strip())
 # Up to 38 significant digits, built from text so no context rounds them.
 amounts = st.integers(0, 18).flatmap(
     lambda places: st.builds(
@@ -259,9 +262,9 @@ amounts = st.integers(0, 18).flatmap(
     unit=st.sampled_from(sorted(units.UNITS)),
     seconds=st.integers(int(datetime(2000, 1, 1, tzinfo=UTC).timestamp()), NOW_S),
     nanos=st.integers(0, 999_999_999),
-    texts=st.tuples(*[st.text(max_size=256)] * 3),
+    texts=st.tuples(*[st.text(safe, max_size=256)] * 3),
     attributes=st.dictionaries(
-        st.text(min_size=1, max_size=64), st.text(max_size=256), max_size=32
+        st.text(safe, min_size=1, max_size=64), st.text(safe, max_size=256), max_size=32
     ),
 )
 def test_valid_fields_come_back_unchanged(
@@ -331,3 +334,50 @@ def test_decimal_shaped_text_gets_a_pulse_or_a_rejection(amount: str) -> None:
 
     # then
     assert isinstance(outcome, Pulse | Rejection)
+
+
+# Characters that rewrite what a terminal, a log line or a report shows: C0/C1 controls, NUL,
+# ESC, DEL, line/paragraph separators and the bidirectional embeddings, overrides, isolates.
+HOSTILE_CHARACTERS = [
+    "\x00",
+    "\x1b",
+    "\x7f",
+    "\x85",
+    "\x9b",
+    "\u2028",
+    "\u2029",
+    *[chr(c) for c in range(0x202A, 0x202F)],
+    *[chr(c) for c in range(0x2066, 0x206A)],
+]
+HOSTILE_FIELDS = {
+    "pulse_id": lambda text: raw(pulse_id=f"p{text}1"),
+    "product_sku": lambda text: raw(sku=f"sku{text}x"),
+    "resource_id": lambda text: raw(resource_id=f"vm{text}1"),
+    "region": lambda text: raw(region=f"br{text}ne1"),
+    "source": lambda text: raw(source=f"svc{text}"),
+    "attributes": lambda text: raw(attributes={"env": f"prod{text}"}),
+    "attributes ": lambda text: raw(attributes={f"e{text}nv": "prod"}),
+}
+
+
+@pytest.mark.parametrize("character", HOSTILE_CHARACTERS, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize("field", sorted(HOSTILE_FIELDS))
+def test_control_and_bidi_characters_are_rejected_naming_the_field(
+    field: str, character: str
+) -> None:
+    # given a pulse with one hostile character in one text field
+    candidate = HOSTILE_FIELDS[field](character)
+
+    # when
+    outcome = validate(candidate, NOW, SKEW, BILLING)
+
+    # then
+    assert isinstance(outcome, Rejection), f"{field} with U+{ord(character):04X} was accepted"
+    assert outcome.field == field.strip()
+    assert f"U+{ord(character):04X}" in outcome.reason
+
+
+@pytest.mark.parametrize("text", ["café", "東京", "région-é", "a b", "x\u200dy"])
+def test_ordinary_unicode_text_is_accepted(text: str) -> None:
+    # given / when / then
+    assert accepted(raw(pulse_id=f"p-{text}", resource_id=text, attributes={"k": text}))
