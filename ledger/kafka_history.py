@@ -13,6 +13,7 @@ from ledger.kafka import KafkaConfig, _base_config
 from ledger.model import LogRecord, Position, from_micros, to_micros
 
 _TIMEOUT = 10.0
+_POLL = 0.2  # seconds per consume() call while reading a range
 
 
 class KafkaLogHistory:
@@ -85,17 +86,24 @@ class KafkaLogHistory:
         if not todo:
             return
         self._consumer.assign([TopicPartition(self._topic, p, start[p]) for p in sorted(todo)])
+        idle = 0.0
         try:
             while todo:
                 try:
-                    messages = self._consumer.consume(batch, self._idle_timeout)
+                    # A short wait per call: consume() returns early only on a full batch, and
+                    # the last batch of a range is rarely full.
+                    messages = self._consumer.consume(batch, _POLL)
                 except KafkaException as exc:
                     raise Unavailable(f"reading {self._topic}: {exc}") from exc
                 if not messages:
-                    raise Unavailable(
-                        f"reading {self._topic}: no record within {self._idle_timeout} s while "
-                        f"partitions {sorted(todo)} have not reached their end"
-                    )
+                    idle += _POLL
+                    if idle > self._idle_timeout:
+                        raise Unavailable(
+                            f"reading {self._topic}: no record within {self._idle_timeout} s "
+                            f"while partitions {sorted(todo)} have not reached their end"
+                        )
+                    continue
+                idle = 0.0
                 out: list[LogRecord] = []
                 for m in messages:
                     part, offset = m.partition(), m.offset()

@@ -37,6 +37,7 @@ def rebuild(
     end: datetime | None = None,
     tenant: str | None = None,
     progress: Callable[[int], None] = lambda _n: None,
+    workers: int = 16,
 ) -> RebuildReport:
     """Re-derives every ledger hour in [start, end) of `tenant` (default: all of them) and
     writes it whole; the report lists each bucket whose stored quantity differed."""
