@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated
 
@@ -34,6 +36,10 @@ def _progress(message: str) -> None:
 
 
 def _devtools() -> ModuleType:
+    """devtools/ of the checkout this `pulse` runs from (an editable install), if there is one."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "devtools" / "__init__.py").is_file() and str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
     try:
         from devtools import servers
     except ImportError:

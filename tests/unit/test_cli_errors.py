@@ -59,3 +59,12 @@ def test_a_bad_date_is_invalid_exit_2(tmp_path: Path) -> None:
     # then
     assert done.returncode == 2
     assert "--from" in done.stderr and "yesterday" in done.stderr
+
+
+def test_pulse_dev_works_from_a_checkout_through_the_installed_script(tmp_path: Path) -> None:
+    # given: the console script of an editable install (devtools/ is not a shipped package)
+    # when
+    done = run("dev", "status", PULSE_DEV__HOME=str(tmp_path))
+    # then
+    assert done.returncode == 0, done.stderr
+    assert "kafka" in done.stdout and "stopped" in done.stdout
