@@ -19,6 +19,9 @@ from projections.ports import UsageStore
 from pulse.settings import Backend, Settings
 
 if TYPE_CHECKING:
+    from projections.invoices import Invoicing
+    from projections.reconcile import Reconciliation
+    from projections.replay import Replay
     from storage.cql import CqlConnection
 
 SAMPLE_CATALOG = Path(__file__).parent / "sample" / "catalog.yaml"
@@ -171,3 +174,43 @@ def key_store(settings: Settings) -> Iterator[KeyStore]:
                 yield ScyllaKeyStore(connection.session, settings.cql.keyspace)
             finally:
                 connection.close()
+
+
+def invoicing(settings: Settings, parts: Parts) -> Invoicing:
+    """The invoicing use cases on these parts, pinned by the writer group's commits."""
+    from projections.invoices import Invoicing, writer_commits
+
+    return Invoicing(
+        parts.billing,
+        parts.ledger,
+        parts.usage,
+        writer_commits(parts.log, settings.kafka.writer_group),
+    )
+
+
+def replay(settings: Settings, parts: Parts) -> Replay:
+    """Replay (and dead-letter resubmission) through the writer's own path on these parts."""
+    from ledger.writer import LedgerAppender
+    from projections.replay import Replay
+
+    return Replay(
+        parts.history,
+        LedgerAppender(parts.log, parts.ledger),
+        parts.ledger,
+        parts.usage,
+        invoicing(settings, parts),
+        parts.catalog.billing_unit,
+    )
+
+
+def reconciliation(settings: Settings, parts: Parts) -> Reconciliation:
+    from projections.reconcile import Reconciliation
+
+    return Reconciliation(
+        parts.history,
+        parts.log,
+        parts.ledger,
+        parts.usage,
+        invoicing(settings, parts),
+        parts.catalog.billing_unit,
+    )

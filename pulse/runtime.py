@@ -107,14 +107,9 @@ def start(
             supervise("writer", make_writer, running.health, running.stop_event, policy)
         )
     if "projector" in roles:
-        from projections.invoices import Invoicing, writer_commits
+        from pulse.bootstrap import invoicing as invoicing_of
 
-        invoicing = Invoicing(
-            parts.billing,
-            parts.ledger,
-            parts.usage,
-            writer_commits(parts.log, settings.kafka.writer_group),
-        )
+        invoicing = invoicing_of(settings, parts)
 
         def note_corrections(touched: set[tuple[str, datetime]]) -> None:
             for note in invoicing.correct_touched(touched):
@@ -208,27 +203,12 @@ def start_api(settings: Settings, parts: Parts, health_: Health) -> ApiServer:
     """The HTTP API in a thread, reported as role "api" of `health_` (its /health/* routes
     answer for every role of this process). A server that stops on its own (a port in use)
     marks the role dead, which ends the process."""
-    from projections.invoices import Invoicing, writer_commits
-    from projections.reconcile import Reconciliation
+    from pulse.bootstrap import invoicing as invoicing_of
+    from pulse.bootstrap import reconciliation
     from query.operations import OperatorTools
 
-    invoicing = Invoicing(
-        parts.billing,
-        parts.ledger,
-        parts.usage,
-        writer_commits(parts.log, settings.kafka.writer_group),
-    )
-    tools = OperatorTools(
-        Reconciliation(
-            parts.history,
-            parts.log,
-            parts.ledger,
-            parts.usage,
-            invoicing,
-            parts.catalog.billing_unit,
-        ),
-        parts.log,
-    )
+    invoicing = invoicing_of(settings, parts)
+    tools = OperatorTools(reconciliation(settings, parts), parts.log)
     config = uvicorn.Config(
         create_app(
             parts.ledger,

@@ -135,14 +135,12 @@ def _day(text: str | None) -> date:
 @contextmanager
 def _invoicing(embedded: bool) -> Iterator[Invoicing]:
     """The invoicing use cases over this backend's adapters, released on exit."""
-    from projections.invoices import Invoicing, writer_commits
-    from pulse.bootstrap import build
+    from pulse.bootstrap import build, invoicing
 
     chosen = settings(embedded)
     parts = build(chosen)
     try:
-        committed = writer_commits(parts.log, chosen.kafka.writer_group)
-        yield Invoicing(parts.billing, parts.ledger, parts.usage, committed)
+        yield invoicing(chosen, parts)
     finally:
         parts.close()
 

@@ -106,10 +106,8 @@ def replay(
 
     Example: pulse replay --from-time 2026-11-01 --dry-run
     """
-    from ledger.writer import LedgerAppender
-    from projections.invoices import Invoicing, writer_commits
-    from projections.replay import Replay
     from pulse.bootstrap import build
+    from pulse.bootstrap import replay as replay_job
 
     if sum((bool(from_offset), from_time is not None, all_)) != 1:
         raise Invalid("give exactly one of --from-offset, --from-time or --all")
@@ -129,20 +127,7 @@ def replay(
         # Offsets already gone to retention start at the first one kept.
         start = {p: max(o, bounds[p][0]) for p, o in start.items()}
         total = sum(max(0, end.get(p, 0) - o) for p, o in start.items())
-        invoicing = Invoicing(
-            parts.billing,
-            parts.ledger,
-            parts.usage,
-            writer_commits(parts.log, chosen.kafka.writer_group),
-        )
-        job = Replay(
-            parts.history,
-            LedgerAppender(parts.log, parts.ledger),
-            parts.ledger,
-            parts.usage,
-            invoicing,
-            parts.catalog.billing_unit,
-        )
+        job = replay_job(chosen, parts)
         columns = (
             TextColumn("replay"),
             BarColumn(),
@@ -189,28 +174,14 @@ def reconcile(
 
     Example: pulse reconcile --period 2026-11
     """
-    from projections.invoices import Invoicing, period_bounds, writer_commits
-    from projections.reconcile import Reconciliation
-    from pulse.bootstrap import build
+    from projections.invoices import period_bounds
+    from pulse.bootstrap import build, reconciliation
 
     period_bounds(period)  # a malformed period is refused before anything is read
     chosen = settings(embedded)
     parts = build(chosen)
     try:
-        invoicing = Invoicing(
-            parts.billing,
-            parts.ledger,
-            parts.usage,
-            writer_commits(parts.log, chosen.kafka.writer_group),
-        )
-        check = Reconciliation(
-            parts.history,
-            parts.log,
-            parts.ledger,
-            parts.usage,
-            invoicing,
-            parts.catalog.billing_unit,
-        )
+        check = reconciliation(chosen, parts)
         with console.status(f"reconciling {period}"):
             report = check.run(period, tenant)
     finally:
@@ -308,10 +279,8 @@ def dlq_replay(
 
     Example: pulse dlq replay --reason undecodable
     """
-    from ledger.writer import LedgerAppender
-    from projections.invoices import Invoicing, writer_commits
-    from projections.replay import Replay
     from pulse.bootstrap import build
+    from pulse.bootstrap import replay as replay_job
 
     if bool(id_) == (reason is not None):
         raise Invalid("give --id (repeatable) or --reason")
@@ -325,20 +294,7 @@ def dlq_replay(
             missing = wanted - {str(d.record.position) for d in letters}
             if missing:
                 raise NotFound(f"--id: no dead letter at {', '.join(sorted(missing))}")
-        invoicing = Invoicing(
-            parts.billing,
-            parts.ledger,
-            parts.usage,
-            writer_commits(parts.log, chosen.kafka.writer_group),
-        )
-        job = Replay(
-            parts.history,
-            LedgerAppender(parts.log, parts.ledger),
-            parts.ledger,
-            parts.usage,
-            invoicing,
-            parts.catalog.billing_unit,
-        )
+        job = replay_job(chosen, parts)
         # One record per position: a letter dead-lettered for two reasons is one record.
         records = list({d.record.position: d.record for d in letters}.values())
         outcomes, report = job.resubmit(records)
