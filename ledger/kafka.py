@@ -259,6 +259,11 @@ def _letter(message: Message) -> DeadLetter:
     return DeadLetter(record, headers.get("reason", ""), headers.get("detail", ""))
 
 
+def _fatal(error: KafkaError) -> bool:
+    """An error after which this consumer can never fetch or commit again."""
+    return bool(error.fatal() or error.code() in (KafkaError._FATAL, KafkaError.FENCED_INSTANCE_ID))
+
+
 class KafkaLogConsumer:
     """A group member (subscribe); seek() moves within the partitions assigned to it."""
 
@@ -305,7 +310,7 @@ class KafkaLogConsumer:
                 # Fatal (e.g. a static id still held by a dead member under KIP-848, or
                 # fenced by another member): this consumer can never fetch again. Raise, so
                 # the supervisor restarts the role with a new one (or ends the process).
-                if error.fatal() or error.code() == KafkaError._FATAL:
+                if _fatal(error):
                     raise Conflict(f"consumer of {self._topic} cannot go on: {error}")
                 log.warning("consumer error on %s: %s", self._topic, error)
                 continue
@@ -354,6 +359,11 @@ class KafkaLogConsumer:
             if isinstance(error, KafkaError) and error.code() in _REBALANCE_CODES:
                 log.info("commit skipped after a rebalance: %s", error)
                 return
+            if isinstance(error, KafkaError) and _fatal(error):
+                # Retrying cannot help: this consumer is finished (e.g. its static id was
+                # taken over after a coordinator change). The role restarts with a new one;
+                # the batch is already durable, so its redelivery is a no-op.
+                raise Conflict(f"consumer of {self._topic} cannot commit: {error}") from exc
             raise Unavailable(f"committing offsets on {self._topic}: {exc}") from exc
 
     def seek(self, positions: Sequence[Position]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -59,3 +61,44 @@ def test_dead_letters_are_listed_from_the_oldest_retained_one(kafka_bootstrap: s
     log.close()
     # then
     assert [d.detail for d in letters] == ["#1", "#2"]
+
+
+def test_a_fenced_consumer_stops_with_a_conflict_instead_of_retrying_for_ever(
+    kafka_bootstrap: str,
+) -> None:
+    # given: a writer-group member with a static id, holding records to commit; then another
+    # member joins with the same id (what a coordinator change can leave behind) and fences it
+    from confluent_kafka import Consumer
+
+    from kernel.errors import Conflict
+    from ledger.kafka import KafkaLogConsumer
+    from ledger.ports import OutgoingRecord
+    from tests.contract.test_pulse_log import drain
+
+    settings = kafka_settings(kafka_bootstrap, partitions=1)
+    log = KafkaPulseLog(settings.config())
+    log.publish([OutgoingRecord(b"t", b"v")], ARRIVAL)
+    group = f"fenced-{settings.topic}"
+    member = KafkaLogConsumer(replace(settings.config(), instance_id="same-id"), group)
+    records = drain(member, 1)
+    member._claim.release() if member._claim else None
+    intruder = Consumer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "group.id": group,
+            "group.instance.id": "same-id",
+            "session.timeout.ms": 10000,
+        }
+    )
+    intruder.subscribe([settings.topic])
+    deadline = time.monotonic() + 30
+    while not intruder.assignment() and time.monotonic() < deadline:
+        intruder.poll(0.5)
+
+    # when / then: committing can never work again: a category the supervisor restarts on
+    try:
+        with pytest.raises(Conflict, match="cannot"):
+            member.commit(records)
+    finally:
+        intruder.close()
+        log.close()
