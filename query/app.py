@@ -37,6 +37,7 @@ from query.schemas import (
     UsageResponse,
     UsageRow,
 )
+from query.ui import router as ui_router
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 
@@ -181,6 +182,7 @@ def create_app(
     app.state.billing_unit_of = billing_unit_of
     app.state.operator_tools = operator_tools
     app.include_router(operator_router)
+    app.include_router(ui_router)
     app.state.health = health
 
     @app.get("/health/live")
