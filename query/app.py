@@ -27,7 +27,17 @@ from projections.ports import UsageStore
 from query.errors import ERROR_RESPONSES, document_problems, register_error_handlers
 from query.operations import OperatorTools
 from query.operations import router as operator_router
-from query.schemas import ConflictPage, ConflictResponse, PulseResponse, UsageResponse, UsageRow
+from query.schemas import (
+    ConflictPage,
+    ConflictResponse,
+    LineageHour,
+    LineagePulse,
+    LineageResponse,
+    PulseResponse,
+    UsageResponse,
+    UsageRow,
+)
+from query.ui import router as ui_router
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 
@@ -172,6 +182,7 @@ def create_app(
     app.state.billing_unit_of = billing_unit_of
     app.state.operator_tools = operator_tools
     app.include_router(operator_router)
+    app.include_router(ui_router)
     app.state.health = health
 
     @app.get("/health/live")
@@ -204,6 +215,33 @@ def create_app(
             "pins": invoice.pins,
             "corrections": [note.summary() for note in invoice.notes()],
         }
+
+    @app.get(
+        "/v1/tenants/{tenant_id}/invoices/{period}/lines/{sku}/lineage",
+        response_model=LineageResponse,
+    )
+    def line_lineage(
+        tenant_id: ReadableTenant, period: str, sku: str, invoices: Invoices
+    ) -> LineageResponse:
+        """A line's hourly buckets -> pulse ids -> Kafka (partition, offset) and arrival time,
+        read from the ledger (as `pulse invoice explain`); 404 when the SKU has no usage."""
+        hours: dict[str, list[LineagePulse]] = {}
+        for row in invoices.explain(tenant_id, period, sku):
+            hours.setdefault(row.hour.isoformat(), []).append(
+                LineagePulse(
+                    pulse_id=row.pulse_id,
+                    quantity=row.quantity,
+                    unit=row.unit,
+                    ledger_position=row.position,
+                    arrival=row.arrival.isoformat(),
+                )
+            )
+        return LineageResponse(
+            tenant_id=tenant_id,
+            period=period,
+            sku=sku,
+            hours=[LineageHour(hour=h, pulses=p) for h, p in hours.items()],
+        )
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

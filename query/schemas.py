@@ -68,3 +68,25 @@ class Problem(BaseModel):
     errors: list[FieldProblem] | None = Field(
         default=None, description="each invalid field and why (422 only)"
     )
+
+
+class LineagePulse(BaseModel):
+    pulse_id: str
+    quantity: str
+    unit: str
+    ledger_position: str
+    arrival: str
+
+
+class LineageHour(BaseModel):
+    hour: str
+    pulses: list[LineagePulse]
+
+
+class LineageResponse(BaseModel):
+    """An invoice line's hours -> pulse ids -> Kafka positions and arrival (invariant 7)."""
+
+    tenant_id: str
+    period: str
+    sku: str
+    hours: list[LineageHour]

@@ -37,6 +37,7 @@ ROUTES = {
     "conflicts": "/v1/tenants/{t}/conflicts",
     "draft": "/v1/tenants/{t}/invoices/2026-10/draft",
     "invoice": "/v1/tenants/{t}/invoices/2026-10",
+    "lineage": "/v1/tenants/{t}/invoices/2026-10/lines/compute.vcpu/lineage",
 }
 COST = 2**10  # scrypt cost of the test keys: the same code, a faster hash
 

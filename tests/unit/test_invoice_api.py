@@ -75,3 +75,25 @@ def test_a_malformed_period_is_422_naming_it(tmp_path: Path, path: str) -> None:
     # then
     assert response.status_code == 422
     assert response.json()["detail"].startswith("period: ")
+
+
+def test_a_line_leads_to_its_hours_pulses_and_log_positions(tmp_path: Path) -> None:
+    # given
+    api, _ = client(tmp_path)
+    # when
+    found = api.get("/v1/tenants/acme/invoices/2026-10/lines/compute.vcpu/lineage")
+    missing = api.get("/v1/tenants/acme/invoices/2026-10/lines/network.egress/lineage")
+    # then: hour -> pulse id -> Kafka partition:offset and arrival (DESIGN invariant 7)
+    assert found.status_code == 200
+    [hour] = found.json()["hours"]
+    assert hour["hour"] == HOUR.isoformat()
+    assert hour["pulses"] == [
+        {
+            "pulse_id": "p1",
+            "quantity": "100",
+            "unit": "vCPU-hour",
+            "ledger_position": "0:7",
+            "arrival": (HOUR + timedelta(minutes=1)).isoformat(),
+        }
+    ]
+    assert missing.status_code == 404 and "network.egress" in missing.json()["detail"]
