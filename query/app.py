@@ -172,6 +172,10 @@ def create_app(
     app.state.billing_unit_of = billing_unit_of
     app.state.operator_tools = operator_tools
     app.include_router(operator_router)
+    # Imported here: the export routes use this module's key and invoicing dependencies.
+    from query.exports import router as exports_router
+
+    app.include_router(exports_router)
     app.state.health = health
 
     @app.get("/health/live")
