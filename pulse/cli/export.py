@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Annotated
 
@@ -49,6 +50,8 @@ def export_focus(
 
     if output.suffix not in (".csv", ".parquet"):
         raise Invalid(f"-o: {output} must end in .csv or .parquet")
+    if output.suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise Invalid(f"{output}: Parquet needs pyarrow (pip install pyarrow); or write .csv")
     chosen = settings(embedded)
     parts = build(chosen)
     try:
