@@ -183,6 +183,10 @@ def create_app(
     app.state.operator_tools = operator_tools
     app.include_router(operator_router)
     app.include_router(ui_router)
+    # Imported here: the export routes use this module's key and invoicing dependencies.
+    from query.exports import router as exports_router
+
+    app.include_router(exports_router)
     app.state.health = health
 
     @app.get("/health/live")

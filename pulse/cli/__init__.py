@@ -9,6 +9,7 @@ import typer
 from pulse.cli.billing import catalog_app, contracts_app, invoice_app
 from pulse.cli.common import exit_code
 from pulse.cli.dev import dev_app
+from pulse.cli.export import export_app
 from pulse.cli.keys import keys_app
 from pulse.cli.operations import dlq_app, operations_app
 from pulse.cli.pipeline import config_app, pipeline_app
@@ -27,6 +28,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(invoice_app, name="invoice")
 app.add_typer(keys_app, name="keys")
+app.add_typer(export_app, name="export")
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ PURE_CORE = [
     "catalog.pricing",
     "catalog.plans",
     "catalog.invoice",
+    "catalog.focus",
     "ledger.model",
     "ledger.validation",
     "ledger.dedup",
