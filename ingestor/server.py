@@ -138,8 +138,10 @@ class IngestServicer:
             caller = self._caller(context)
             return self._ingest(_parse(data, self._max_batch), caller)
         except LedgerError as error:
+            code = status_of(error).name
+            log.info("ingest call refused: %s", error, extra={"role": "ingestor", "code": code})
             if self._observer is not None:
-                self._observer.refused_call(status_of(error).name)
+                self._observer.refused_call(code)
             context.abort(status_of(error), str(error))
             raise  # abort raises; this line only tells the type checker
 
@@ -181,6 +183,15 @@ class IngestServicer:
             self._billing_unit_of,
             may_send=None if caller is None else caller.may_send_for,
         )
+        for message, result in zip(request.pulses, checked.results, strict=True):
+            if result.status == pulse_pb2.PulseResult.REJECTED:
+                # One line per rejected pulse: DEBUG, since a bad sender can make many.
+                log.debug(
+                    "pulse %r rejected: %s",
+                    result.pulse_id,
+                    result.reason,
+                    extra={"role": "ingestor", "tenant": message.tenant_id, "field": result.field},
+                )
         published = time.perf_counter()
         if checked.records:
             try:

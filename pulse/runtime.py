@@ -110,7 +110,7 @@ def start(
         server.start()
         running.grpc_server, running.grpc_port = server, port
         running.health.add("ingestor", loop=False).beat()
-        log.info("ingestor listening on port %d", port)
+        log.info("ingestor listening on port %d", port, extra={"role": "ingestor"})
     if "writer" in roles:
 
         def make_writer() -> LedgerWriter:
