@@ -151,6 +151,11 @@ class Metrics:
         """Adds `pulse_consumer_lag{group,partition}`: log end offset - committed offset."""
         self.registry.register(_LagCollector(log, tuple(groups)))
 
+    def watch_health(self, report: Callable[[], dict[str, Any]]) -> None:
+        """Adds `pulse_role_ready{role}` (1/0) and `pulse_role_restarts{role}` from the
+        process's health report (pulse.supervision), read at scrape time."""
+        self.registry.register(_HealthCollector(report))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -183,6 +188,30 @@ class _LagCollector:
                 lag = max(0, end - offsets.get(partition, 0))
                 family.add_metric([group, str(partition)], lag)
         yield family
+
+
+class _HealthCollector:
+    def __init__(self, report: Callable[[], dict[str, Any]]) -> None:
+        self._report = report
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily("pulse_role_ready", "1 when the role is ready", labels=["role"]),
+            GaugeMetricFamily(
+                "pulse_role_restarts", "Restarts of the role since start", labels=["role"]
+            ),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        ready, restarts = self._families()
+        for role, state in sorted(self._report()["roles"].items()):
+            ready.add_metric([role], 1.0 if state["ready"] else 0.0)
+            restarts.add_metric([role], float(state["restarts"]))
+        yield ready
+        yield restarts
 
 
 # --- the HTTP API: a route for /metrics and a latency middleware (pure ASGI) ---

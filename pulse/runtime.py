@@ -178,6 +178,7 @@ def start(
     ]
     if groups:
         metrics.watch_lag(parts.log, groups)
+    metrics.watch_health(running.health.report)
     if metrics_listener and settings.metrics.port:
         from prometheus_client import start_http_server
 

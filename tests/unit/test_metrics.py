@@ -148,6 +148,8 @@ def test_each_role_counts_the_traffic_it_handled(roles: Roles) -> None:
     assert value(projector, "pulse_projector_freshness_seconds_count") == 8
     assert 0 < value(projector, "pulse_projector_freshness_seconds_sum") < 8 * 30
     assert value(projector, "pulse_projector_hours_total") >= 1
+    assert value(projector, "pulse_role_ready", role="projector") == 1
+    assert value(writer, "pulse_role_ready", role="writer") == 1
     groups = {dict(k[1])["group"] for k in projector if k[0] == "pulse_consumer_lag"}
     assert groups == {roles.settings.kafka.projector_group}
     # the API: latency by route template (never the tenant's id), unmatched paths bounded
