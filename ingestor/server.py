@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Sequence
 from concurrent import futures
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -97,6 +99,16 @@ def _parse(data: bytes, max_batch: int) -> pulse_pb2.IngestRequest | _Undecodabl
     return request
 
 
+class IngestObserver(Protocol):
+    """What the servicer reports (pulse.metrics implements it); called on the request thread."""
+
+    def answered(self, results: Sequence[pulse_pb2.PulseResult], publish_seconds: float) -> None:
+        """A batch was answered; `publish_seconds` is how long the log took to acknowledge it."""
+
+    def refused_call(self, code: str) -> None:
+        """A call was refused whole with this gRPC status name; nothing of it was stored."""
+
+
 class IngestServicer:
     def __init__(
         self,
@@ -106,13 +118,19 @@ class IngestServicer:
         max_batch: int,
         future_skew: timedelta,
         auth: KeyVerifier | None,
+        observer: IngestObserver | None = None,
     ) -> None:
         """`auth` None is development mode: no key is asked for (the caller says so loudly)."""
+        self._observer = observer
         self._log = pulse_log
         self._auth = auth
         self._billing_unit_of = billing_unit_of
         self._max_batch = max_batch
         self._future_skew = future_skew
+
+    @property
+    def observer(self) -> IngestObserver | None:
+        return self._observer
 
     def ingest(self, data: bytes, context: grpc.ServicerContext) -> pulse_pb2.IngestResponse:
         """Ingest of one serialized IngestRequest (bounded by count before it is parsed)."""
@@ -120,6 +138,10 @@ class IngestServicer:
             caller = self._caller(context)
             return self._ingest(_parse(data, self._max_batch), caller)
         except LedgerError as error:
+            code = status_of(error).name
+            log.info("ingest call refused: %s", error, extra={"role": "ingestor", "code": code})
+            if self._observer is not None:
+                self._observer.refused_call(code)
             context.abort(status_of(error), str(error))
             raise  # abort raises; this line only tells the type checker
 
@@ -161,15 +183,29 @@ class IngestServicer:
             self._billing_unit_of,
             may_send=None if caller is None else caller.may_send_for,
         )
+        for message, result in zip(request.pulses, checked.results, strict=True):
+            if result.status == pulse_pb2.PulseResult.REJECTED:
+                # One line per rejected pulse: DEBUG, since a bad sender can make many.
+                log.debug(
+                    "pulse %r rejected: %s",
+                    result.pulse_id,
+                    result.reason,
+                    extra={"role": "ingestor", "tenant": message.tenant_id, "field": result.field},
+                )
+        published = time.perf_counter()
         if checked.records:
             try:
                 # Answer only after the log confirmed every record (acks=all).
                 self._log.publish(checked.records, arrival)
             except Unavailable as exc:
-                log.warning("ingest batch of %d not stored: %s", count, exc)
+                log.warning(
+                    "ingest batch of %d not stored: %s", count, exc, extra={"role": "ingestor"}
+                )
                 raise Unavailable(
                     f"pulse log unavailable, nothing of this batch was accepted; retry: {exc}"
                 ) from exc
+        if self._observer is not None:
+            self._observer.answered(checked.results, time.perf_counter() - published)
         return pulse_pb2.IngestResponse(results=checked.results)
 
 
@@ -205,7 +241,9 @@ def server_credentials(
     )
 
 
-def _capped(servicer: IngestServicer, max_calls: int) -> Any:  # grpc's handler signature is untyped
+def _capped(
+    servicer: IngestServicer, max_calls: int, observer: IngestObserver | None = None
+) -> Any:  # grpc's handler signature is untyped
     """Ingest behind a semaphore: beyond `max_calls` in flight the call is refused at once
     with RESOURCE_EXHAUSTED (retryable: nothing of it was stored), before it is parsed, so a
     crowd of senders costs neither threads nor memory."""
@@ -213,6 +251,8 @@ def _capped(servicer: IngestServicer, max_calls: int) -> Any:  # grpc's handler 
 
     def ingest(data: bytes, context: grpc.ServicerContext) -> pulse_pb2.IngestResponse:
         if not slots.acquire(blocking=False):
+            if observer is not None:
+                observer.refused_call(grpc.StatusCode.RESOURCE_EXHAUSTED.name)
             context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"the ingestor is at its {max_calls} concurrent calls; nothing of this batch "
@@ -251,7 +291,7 @@ def create_server(
         ],
     )
     handler: Any = grpc.unary_unary_rpc_method_handler(
-        _capped(servicer, max_concurrent_calls),
+        _capped(servicer, max_concurrent_calls, servicer.observer),
         request_deserializer=None,  # bytes: counted before parsing (_parse)
         response_serializer=pulse_pb2.IngestResponse.SerializeToString,
     )

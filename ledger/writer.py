@@ -62,7 +62,10 @@ class LedgerWriter:
         batch_size: int = 5000,
         poll_timeout: float = 0.2,
         stop: threading.Event | None = None,
+        on_batch: Callable[[BatchReport], None] | None = None,
     ) -> None:
+        """`on_batch` sees each committed batch's report (metrics); it must not raise."""
+        self._on_batch = on_batch
         self._appender = LedgerAppender(log_, store)
         self._consumer = consumer
         self._batch_size = batch_size
@@ -90,12 +93,28 @@ class LedgerWriter:
         if report is None:  # stopping while the backend was down: offsets stay uncommitted
             return BatchReport()
         retrying(lambda: self._consumer.commit(records), self._stop, "committing")
+        if self._on_batch is not None:
+            self._on_batch(report)
+        positions = {
+            "role": "writer",
+            "first": str(records[0].position),
+            "last": str(records[-1].position),
+        }
         if report.conflicts or report.undecodable:
             log.warning(
                 "batch of %d: %d conflicts, %d undecodable sent to the dead-letter log",
                 report.records,
                 report.conflicts,
                 report.undecodable,
+                extra=positions,
+            )
+        else:
+            log.debug(
+                "batch of %d committed: %d written, %d duplicates",
+                report.records,
+                report.written,
+                report.duplicates,
+                extra=positions,
             )
         return report
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -69,7 +69,11 @@ class HourlyProjector:
         settings: ProjectorSettings,
         stop: threading.Event | None = None,
         after: Callable[[set[tuple[str, datetime]]], None] | None = None,
+        on_projected: Callable[[Sequence[LogRecord], int], None] | None = None,
     ) -> None:
+        """`on_projected(records, hours)` after each committed cycle (metrics: the records'
+        hours are visible from then on); it must not raise."""
+        self._on_projected = on_projected
         self._after = after
         self._log = log_
         self._consumer = consumer
@@ -117,4 +121,17 @@ class HourlyProjector:
 
         # Transient errors are retried: re-deriving hours again writes the same values.
         done = retrying(project_then_commit, self._stop, "projecting hourly usage")
+        if done is not None:
+            if self._on_projected is not None:
+                self._on_projected(records, done)
+            log.debug(
+                "projected %d tenant-hours of %d records",
+                done,
+                len(records),
+                extra={
+                    "role": "projector",
+                    "first": str(records[0].position),
+                    "last": str(records[-1].position),
+                },
+            )
         return done or 0

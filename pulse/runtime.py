@@ -20,6 +20,7 @@ from kernel.errors import Invalid, Unavailable
 from ledger.writer import LedgerWriter
 from projections.runner import HourlyProjector, ProjectorSettings
 from pulse.bootstrap import Parts
+from pulse.metrics import Metrics, serve_on
 from pulse.settings import Settings, TlsSettings
 from pulse.supervision import Health, supervise, watch
 from query.app import create_app
@@ -48,6 +49,9 @@ class Running:
     threads: list[threading.Thread] = field(default_factory=list)
     grpc_server: grpc.Server | None = None
     grpc_port: int = 0
+    metrics: Metrics = field(default_factory=Metrics)
+    metrics_port: int = 0  # the roles' own /metrics listener; 0 when none was started
+    _metrics_server: Any = None
 
     def wait(self, stop: threading.Event) -> str | None:
         """Blocks until `stop` is set (a signal) or a role gave up; returns what failed."""
@@ -63,15 +67,28 @@ class Running:
         self.stop_event.set()
         for thread in self.threads:
             thread.join(timeout=grace + 10)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
 
 
 def start(
-    settings: Settings, parts: Parts, roles: set[str], *, grpc_address: str | None = None
+    settings: Settings,
+    parts: Parts,
+    roles: set[str],
+    *,
+    grpc_address: str | None = None,
+    metrics_listener: bool = True,
 ) -> Running:
     """Starts the requested roles of {"ingestor", "writer", "projector"}, supervised
-    (pulse.supervision); `running.health` reports them, and the API started by `start_api`."""
+    (pulse.supervision); `running.health` reports them, and the API started by `start_api`.
+
+    `running.metrics` counts what the roles do; with PULSE_METRICS__PORT set and
+    `metrics_listener` (false when the API of this process serves /metrics) it is exposed on
+    its own port."""
     policy = settings.supervision
     running = Running(Health(stuck_after=policy.stuck_seconds))
+    metrics = running.metrics
     grpc_health = health.HealthServicer()
     if "ingestor" in roles:
         servicer = IngestServicer(
@@ -80,6 +97,7 @@ def start(
             max_batch=settings.ingest.max_batch,
             future_skew=timedelta(seconds=settings.ingest.future_skew_seconds),
             auth=key_verifier(settings, parts, "gRPC ingestor"),
+            observer=metrics,
         )
         server, port = create_server(
             servicer,
@@ -92,7 +110,7 @@ def start(
         server.start()
         running.grpc_server, running.grpc_port = server, port
         running.health.add("ingestor", loop=False).beat()
-        log.info("ingestor listening on port %d", port)
+        log.info("ingestor listening on port %d", port, extra={"role": "ingestor"})
     if "writer" in roles:
 
         def make_writer() -> LedgerWriter:
@@ -101,6 +119,7 @@ def start(
                 parts.ledger,
                 parts.log.consumer(settings.kafka.writer_group),
                 stop=running.stop_event,
+                on_batch=metrics.writer_batch,
             )
 
         running.threads.append(
@@ -112,8 +131,15 @@ def start(
         invoicing = invoicing_of(settings, parts)
 
         def note_corrections(touched: set[tuple[str, datetime]]) -> None:
-            for note in invoicing.correct_touched(touched):
-                log.info("%s issued: %s", note.title, note.references[:16])
+            notes = invoicing.correct_touched(touched)
+            for note in notes:
+                log.info(
+                    "%s issued: %s",
+                    note.title,
+                    note.references[:16],
+                    extra={"role": "projector", "invoice": note.references[:16]},
+                )
+            metrics.corrected(str(note.kind) for note in notes)
 
         def make_projector() -> HourlyProjector:
             return HourlyProjector(
@@ -125,6 +151,7 @@ def start(
                 ProjectorSettings(writer_group=settings.kafka.writer_group),
                 stop=running.stop_event,
                 after=note_corrections,
+                on_projected=metrics.projected,
             )
 
         running.threads.append(
@@ -141,6 +168,25 @@ def start(
             grpc_health.set(service, status)
 
     running.threads.append(watch(running.health, running.stop_event, serving, policy.health_file))
+    groups = [
+        group
+        for role, group in (
+            ("writer", settings.kafka.writer_group),
+            ("projector", settings.kafka.projector_group),
+        )
+        if role in roles
+    ]
+    if groups:
+        metrics.watch_lag(parts.log, groups)
+    metrics.watch_health(running.health.report)
+    if metrics_listener and settings.metrics.port:
+        from prometheus_client import start_http_server
+
+        listener, _ = start_http_server(
+            settings.metrics.port, settings.metrics.host, registry=metrics.registry
+        )
+        running._metrics_server, running.metrics_port = listener, listener.server_port
+        log.info("metrics on http://%s:%d/metrics", settings.metrics.host, listener.server_port)
     return running
 
 
@@ -199,26 +245,31 @@ class ApiServer:
         self._thread.join(timeout=10)
 
 
-def start_api(settings: Settings, parts: Parts, health_: Health) -> ApiServer:
+def start_api(
+    settings: Settings, parts: Parts, health_: Health, metrics: Metrics | None = None
+) -> ApiServer:
     """The HTTP API in a thread, reported as role "api" of `health_` (its /health/* routes
     answer for every role of this process). A server that stops on its own (a port in use)
-    marks the role dead, which ends the process."""
+    marks the role dead, which ends the process. Serves /metrics of `metrics` (the process's,
+    `running.metrics`; its own when None)."""
     from pulse.bootstrap import invoicing as invoicing_of
     from pulse.bootstrap import reconciliation
     from query.operations import OperatorTools
 
     invoicing = invoicing_of(settings, parts)
     tools = OperatorTools(reconciliation(settings, parts), parts.log)
+    app = create_app(
+        parts.ledger,
+        parts.usage,
+        invoicing,
+        auth=key_verifier(settings, parts, "HTTP API"),
+        billing_unit_of=parts.catalog.billing_unit,
+        operator_tools=tools,
+        health=health_.report,
+    )
+    serve_on(app, metrics or Metrics())
     config = uvicorn.Config(
-        create_app(
-            parts.ledger,
-            parts.usage,
-            invoicing,
-            auth=key_verifier(settings, parts, "HTTP API"),
-            billing_unit_of=parts.catalog.billing_unit,
-            operator_tools=tools,
-            health=health_.report,
-        ),
+        app,
         host=settings.api.host,
         port=settings.api.port,
         log_level="warning",

@@ -193,6 +193,16 @@ class ApiSettings(_Section):
     port: int = Field(default=8000, ge=0, le=65535)
 
 
+class MetricsSettings(_Section):
+    """Prometheus /metrics of roles without the HTTP API (`pulse serve writer`, ...).
+
+    port 0 = off. A process that runs the API serves /metrics on the API's port instead.
+    Loopback by default: this listener has no key check (docs/operations.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+
+
 class AuthSettings(_Section):
     # "on": every gRPC Ingest and HTTP tenant route needs an API key (`pulse keys create`).
     # "off": development mode, nobody is checked; the servers say so loudly when they start.
@@ -237,6 +247,9 @@ class Settings(BaseSettings):
     key: SecretStr | None = None
     supervision: SupervisionSettings = SupervisionSettings()
     tls: TlsSettings = TlsSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    # Log lines of `pulse serve`: "json" is one JSON object per line (pulse.logs).
+    log_format: Literal["text", "json"] = "text"
 
 
 # Variables with the prefix that belong to others: devtools/config.py and the test fixtures.

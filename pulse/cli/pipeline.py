@@ -20,12 +20,11 @@ pipeline_app = typer.Typer()
 config_app = typer.Typer(help="Inspect the effective settings. Example: pulse config check")
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(verbose: bool, log_format: str = "text") -> None:
+    """Text, or one JSON object per line with PULSE_LOG_FORMAT=json (pulse.logs)."""
+    from pulse.logs import setup_logging
+
+    setup_logging(verbose, log_format)
 
 
 @pipeline_app.command()
@@ -59,18 +58,21 @@ def serve(
     from pulse.bootstrap import build
     from pulse.runtime import start, start_api
 
-    _setup_logging(verbose)
     roles = {"ingestor", "writer", "projector", "api"} if role == "all" else {role}
     unknown = roles - {"ingestor", "writer", "projector", "api"}
     if unknown:
         invalid(f"role {role!r} is not one of all, ingestor, writer, projector, api")
     chosen = settings(embedded)
+    _setup_logging(verbose, chosen.log_format)
     parts = build(chosen)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    running = start(chosen, parts, roles - {"api"})
-    api_server = start_api(chosen, parts, running.health) if "api" in roles else None
+    # With the API in this process, /metrics is served on its port, not a second listener.
+    running = start(chosen, parts, roles - {"api"}, metrics_listener="api" not in roles)
+    api_server = (
+        start_api(chosen, parts, running.health, running.metrics) if "api" in roles else None
+    )
     if running.grpc_server is not None:
         console.print(f"ingestor listening on {chosen.ingest.address}")
     failed = running.wait(stop)  # a signal, or a role that failed past its restarts
