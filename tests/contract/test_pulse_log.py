@@ -14,7 +14,7 @@ ARRIVAL = datetime(2026, 11, 1, 12, 30, 15, 123000, tzinfo=UTC)
 
 
 def drain(
-    consumer: LogConsumer, count: int, below: Mapping[int, int] | None = None, timeout: float = 30
+    consumer: LogConsumer, count: int, below: Mapping[int, int] | None = None, timeout: float = 60
 ) -> list[LogRecord]:
     """Polls until `count` records arrived (group joins take a moment on Kafka)."""
     out: list[LogRecord] = []

@@ -51,8 +51,8 @@ class Sender:
     """Streams batches through the real ingestor from a thread; every 5th batch re-sends an
     earlier one (a client retry). Its log holds each pulse the ingestor ACCEPTED."""
 
-    def __init__(self, target: str, tenants: list[str], seed: int) -> None:
-        self._client = IngestClient(target)
+    def __init__(self, target: str, key: str, tenants: list[str], seed: int) -> None:
+        self._client = IngestClient(target, key=key)
         self._tenants = tenants
         self._rng = random.Random(seed)
         self._stop = threading.Event()
@@ -157,7 +157,7 @@ def test_a_replica_killed_mid_stream_and_restarted_loses_nothing_and_counts_noth
     victim = cassandra_ring.node_names[1]
     started = time.monotonic()
     with running_pipeline(ring_settings, ALL_ROLES) as pipeline:
-        sender = Sender(pipeline.target, tenants, seed=8)
+        sender = Sender(pipeline.target, pipeline.key, tenants, seed=8)
         sender.start()
         try:
             wait_for("the writer's first commit", lambda: writer_committed(pipeline) > 0, 120)
