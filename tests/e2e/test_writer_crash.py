@@ -81,13 +81,15 @@ def test_sigkilled_writer_restarts_without_loss_or_double_count(
     at_kill = committed_total(log, settings.kafka.writer_group)
     # ... and started again
     second = writer_process(settings, tmp_path / "writer.log")
-    while committed_total(log, settings.kafka.writer_group) < total:
-        assert second.poll() is None, (tmp_path / "writer.log").read_text()
-        assert time.monotonic() < deadline + 120, "restarted writer did not catch up"
-        time.sleep(0.2)
-    second.send_signal(signal.SIGTERM)
-    second.wait(timeout=30)
-    log.close()
+    try:
+        while committed_total(log, settings.kafka.writer_group) < total:
+            assert second.poll() is None, (tmp_path / "writer.log").read_text()
+            assert time.monotonic() < deadline + 120, "restarted writer did not catch up"
+            time.sleep(0.2)
+    finally:  # a failed wait must not leave the writer running after the test
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+        log.close()
 
     # then: each of the 36,000 unique pulses is in the ledger exactly once, none is lost
     assert 0 < at_kill < total, "the kill must land mid-stream"
