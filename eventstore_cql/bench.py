@@ -1,6 +1,6 @@
 """Event store benchmark: single-event aggregate saves through an eventsourcing Application.
 
-Run: .venv/bin/python -m bench.eventstore [--saves 2000] [--threads 1 4]
+Run: .venv/bin/python -m eventstore_cql.bench [--saves 2000] [--threads 1 4]
 
 The same Application saves new one-event aggregates on our CQL module (eventstore_cql, real
 Cassandra/ScyllaDB: PULSE_TEST_CQL=host:port, else `pulse dev up`) and on the library's SQLite
