@@ -245,17 +245,6 @@ class KafkaPulseLog:
             reader.close()
 
 
-def log_record(message: Message, partition: int, offset: int) -> LogRecord:
-    """A consumed message as the ledger sees it: position, arrival (the record timestamp)."""
-    _kind, stamp = message.timestamp()
-    return LogRecord(
-        Position(partition, offset),
-        from_micros(stamp * 1000),
-        message.key() or b"",
-        message.value() or b"",
-    )
-
-
 def _letter(message: Message) -> DeadLetter:
     headers: dict[str, str] = {}
     raw: Any = message.headers() or []
@@ -333,7 +322,15 @@ class KafkaLogConsumer:
             if below is not None and offset >= below.get(part, 0):
                 held_back[part] = offset
                 continue
-            out.append(log_record(m, part, offset))
+            _kind, stamp = m.timestamp()
+            out.append(
+                LogRecord(
+                    Position(part, offset),
+                    from_micros(stamp * 1000),
+                    m.key() or b"",
+                    m.value() or b"",
+                )
+            )
         for part, offset in held_back.items():
             # Not yet in the ledger: read it again later.
             try:

@@ -9,8 +9,8 @@ from datetime import datetime
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from kernel.errors import Unavailable
-from ledger.kafka import KafkaConfig, _base_config, log_record
-from ledger.model import LogRecord, to_micros
+from ledger.kafka import KafkaConfig, _base_config
+from ledger.model import LogRecord, Position, from_micros, to_micros
 
 _TIMEOUT = 10.0
 _POLL = 0.2  # seconds per consume() call while reading a range
@@ -118,7 +118,15 @@ class KafkaLogHistory:
                     if offset is None or offset >= stops[part]:
                         todo.discard(part)
                         continue
-                    out.append(log_record(m, part, offset))
+                    _kind, stamp = m.timestamp()
+                    out.append(
+                        LogRecord(
+                            Position(part, offset),
+                            from_micros(stamp * 1000),
+                            m.key() or b"",
+                            m.value() or b"",
+                        )
+                    )
                     if offset + 1 >= stops[part]:
                         todo.discard(part)
                 if out:

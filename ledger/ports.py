@@ -27,18 +27,6 @@ class DeadLetter:
     detail: str
 
 
-def dead_letters_of(
-    letters: Sequence[DeadLetter], reason: str | None, tenant: str | None
-) -> list[DeadLetter]:
-    """Those of `reason` and of `tenant` (None: any); records are keyed by tenant id."""
-    key = tenant.encode() if tenant is not None else None
-    return [
-        d
-        for d in letters
-        if (reason is None or d.reason == reason) and (key is None or d.record.key == key)
-    ]
-
-
 class PulseLog(Protocol):
     """The ordered, partitioned, durable log of accepted pulses (topic resource-consumption)."""
 

@@ -11,7 +11,7 @@ from access.keys import Role
 from access.verifier import KeyVerifier
 from kernel.decimals import plain
 from kernel.errors import Forbidden, Unavailable
-from ledger.ports import PulseLog, dead_letters_of
+from ledger.ports import PulseLog
 from projections.reconcile import Reconciliation
 
 DLQ_SCAN = 100_000
@@ -89,7 +89,12 @@ def dead_letters(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Dead-lettered records, oldest first: origin position, arrival, reason, detail."""
-    found = dead_letters_of(tools.log.dead_letters(DLQ_SCAN), reason, tenant)
+    key = tenant.encode() if tenant is not None else None
+    found = [
+        d
+        for d in tools.log.dead_letters(DLQ_SCAN)
+        if (reason is None or d.reason == reason) and (key is None or d.record.key == key)
+    ]
     return [
         {
             "position": str(d.record.position),

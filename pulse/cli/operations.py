@@ -22,7 +22,7 @@ from rich.progress import (
 
 from kernel.errors import Invalid, NotFound
 from ledger.model import Position
-from ledger.ports import dead_letters_of
+from ledger.ports import DeadLetter
 from pulse.cli.common import Embedded, console, parse_time, settings
 from pulse.cli.render import (
     dead_letter_lines,
@@ -257,7 +257,7 @@ def dlq_list(
 
     parts = build(settings(embedded))
     try:
-        letters = dead_letters_of(parts.log.dead_letters(DLQ_SCAN), reason, tenant)[:limit]
+        letters = _letters(parts.log.dead_letters(DLQ_SCAN), reason, tenant)[:limit]
     finally:
         parts.close()
     for line in dead_letter_lines(letters):
@@ -287,7 +287,7 @@ def dlq_replay(
     chosen = settings(embedded)
     parts = build(chosen)
     try:
-        letters = dead_letters_of(parts.log.dead_letters(DLQ_SCAN), reason, None)
+        letters = _letters(parts.log.dead_letters(DLQ_SCAN), reason, None)
         if id_:
             wanted = {str(parse_position(i)) for i in id_}
             letters = [d for d in letters if str(d.record.position) in wanted]
@@ -314,3 +314,12 @@ def parse_position(text: str) -> Position:
     if not (sep and (part + offset).isascii() and part.isdigit() and offset.isdigit()):
         raise Invalid(f"--id: {text!r} is not PARTITION:OFFSET (e.g. 2:1500)")
     return Position(int(part), int(offset))
+
+
+def _letters(letters: list[DeadLetter], reason: str | None, tenant: str | None) -> list[DeadLetter]:
+    key = tenant.encode() if tenant is not None else None
+    return [
+        d
+        for d in letters
+        if (reason is None or d.reason == reason) and (key is None or d.record.key == key)
+    ]
