@@ -1,4 +1,5 @@
-"""The FastAPI read API: usage, pulses, conflicts and invoices of a tenant (an app factory)."""
+"""The FastAPI read API: usage, pulses, conflicts and invoices of a tenant (an app factory;
+the usage route is in query/usage.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Security
@@ -20,7 +20,6 @@ from kernel.decimals import plain
 from kernel.errors import Forbidden, Invalid, NotFound, Unavailable
 from ledger.model import LedgerEvent
 from ledger.ports import ConflictKey, LedgerStore
-from projections.as_of import parse_positions, usage_as_of
 from projections.hourly import BillingUnitOf
 from projections.invoices import Invoicing
 from projections.ports import UsageStore
@@ -34,8 +33,6 @@ from query.schemas import (
     LineagePulse,
     LineageResponse,
     PulseResponse,
-    UsageResponse,
-    UsageRow,
 )
 from query.ui import router as ui_router
 
@@ -87,17 +84,6 @@ def _readable_tenant(
 ReadableTenant = Annotated[str, Depends(_readable_tenant)]
 Ledger = Annotated[LedgerStore, Depends(_ledger)]
 Usage = Annotated[UsageStore, Depends(_usage)]
-
-
-def _utc(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
-        raise Invalid(
-            f"{name}: {value.isoformat()} is outside the representable range once in UTC"
-        ) from None
 
 
 def _cursor(key: ConflictKey) -> str:
@@ -183,10 +169,12 @@ def create_app(
     app.state.operator_tools = operator_tools
     app.include_router(operator_router)
     app.include_router(ui_router)
-    # Imported here: the export routes use this module's key and invoicing dependencies.
+    # Imported here: the export and usage routes use this module's key and store dependencies.
     from query.exports import router as exports_router
+    from query.usage import router as usage_router
 
     app.include_router(exports_router)
+    app.include_router(usage_router)
     app.state.health = health
 
     @app.get("/health/live")
@@ -250,53 +238,6 @@ def create_app(
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
-
-    @app.get("/v1/tenants/{tenant_id}/usage", response_model=UsageResponse)
-    def tenant_usage(
-        tenant_id: ReadableTenant,
-        store: Usage,
-        start: Annotated[datetime, Query(description="inclusive, UTC")],
-        end: Annotated[datetime, Query(description="exclusive, UTC")],
-        ledger: Ledger,
-        request: Request,
-        sku: str | None = None,
-        as_of: Annotated[
-            str | None,
-            Query(
-                description="only pulses at or below these log positions, derived from the "
-                "ledger (an audit of a finalized invoice), e.g. 0:1500,1:980"
-            ),
-        ] = None,
-    ) -> UsageResponse:
-        begin, stop = _utc(start, "start"), _utc(end, "end")
-        if stop <= begin:
-            raise Invalid("end: must be after start")
-        if as_of is None:
-            rows = store.usage(tenant_id, begin, stop, sku)
-        else:
-            pins = parse_positions(as_of)
-            units: BillingUnitOf | None = request.app.state.billing_unit_of
-            if units is None:
-                raise Unavailable("as_of is not configured on this API instance")
-            rows = usage_as_of(ledger, tenant_id, begin, stop, pins, units, sku)
-        return UsageResponse(
-            tenant_id=tenant_id,
-            start=begin.isoformat(),
-            end=stop.isoformat(),
-            rows=[
-                UsageRow(
-                    hour=r.hour.isoformat(),
-                    product_sku=r.product_sku,
-                    unit=r.unit,
-                    quantity=plain(r.quantity),
-                    pulse_count=r.pulse_count,
-                    priced=r.priced,
-                    unpriced_reason=r.unpriced_reason,
-                    ledger_position=str(r.position),
-                )
-                for r in rows
-            ],
-        )
 
     # `:path`: a pulse id may hold "/" (any printable text is a valid id) and must read back.
     @app.get("/v1/tenants/{tenant_id}/pulses/{pulse_id:path}", response_model=PulseResponse)
