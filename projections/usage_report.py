@@ -42,7 +42,8 @@ class UsageQuery:
     @property
     def needs_detail(self) -> bool:
         """Whether rows by region and resource are needed (else the SKU rows answer it)."""
-        return bool(set(self.group_by) - {"sku"}) or None not in (self.region, self.resource_id)
+        filtered = self.region is not None or self.resource_id is not None
+        return filtered or bool(set(self.group_by) - {"sku"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,11 @@ def usage_of(usage: UsageStore, tenant: str) -> tuple[Decimal, int]:
     return sum((r.quantity for r in rows), Decimal(0)), sum(r.pulse_count for r in rows)
 
 
+def detail_of(usage: UsageStore, tenant: str) -> tuple[Decimal, int]:
+    rows = usage.usage_detail(tenant, T0, T0 + timedelta(hours=1))
+    return sum((r.quantity for r in rows), Decimal(0)), sum(r.pulse_count for r in rows)
+
+
 @pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
 def test_a_rebuild_paused_after_its_read_does_not_undo_the_projector(
     ledger_store: LedgerStore, usage_store: UsageStore
@@ -106,8 +111,9 @@ def test_a_rebuild_paused_after_its_read_does_not_undo_the_projector(
     paused = PausedAfterRead(ledger_store, tenant, (tenant, T0), writer_then_projector)
     # when: the rebuild read ten, then the writer appended the 11th and the projector wrote it
     rebuild(paused, usage_store, BILLING_UNIT)
-    # then: usage is the ledger's, not the rebuild's older snapshot
+    # then: usage and its detail are the ledger's, not the rebuild's older snapshot
     assert usage_of(usage_store, tenant) == (Decimal(11), 11)
+    assert detail_of(usage_store, tenant) == (Decimal(11), 11)
 
 
 @pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
@@ -131,6 +137,7 @@ def test_a_projector_paused_after_its_read_does_not_undo_a_rebuild(
     project_hours([(tenant, T0)], zombie, usage_store, BILLING_UNIT)
     # then
     assert usage_of(usage_store, tenant) == (Decimal(5), 5)
+    assert detail_of(usage_store, tenant) == (Decimal(5), 5)
 
 
 @pytest.mark.servers
@@ -152,6 +159,7 @@ def test_a_projector_whose_clock_is_behind_still_writes_the_newer_hour(
     project_hours([(tenant, T0)], ledger, behind, BILLING_UNIT)
     # then
     assert usage_of(behind, tenant) == (Decimal(3), 3)
+    assert detail_of(behind, tenant) == (Decimal(3), 3)
 
 
 @pytest.mark.servers
