@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from kernel.decimals import plain
-from kernel.errors import Invalid, Unavailable
+from kernel.errors import Unavailable
 from projections.as_of import detail_as_of, parse_positions, usage_as_of
 from projections.hourly import BillingUnitOf, HourlyUsage, UsageDetail
 from projections.usage_report import (
@@ -154,9 +154,8 @@ def tenant_usage(
         ),
     ],
     granularity: Annotated[
-        str,
+        Literal["hour", "day", "month"],
         Query(
-            max_length=16,
             description="period of each row: hour, day or month (calendar, UTC)",
             openapi_examples={"day": {"value": "day"}},
         ),
@@ -187,7 +186,7 @@ def tenant_usage(
         ),
     ] = None,
     output: Annotated[
-        str | None,
+        Literal["json", "csv"] | None,
         Query(
             alias="format",
             description="json or csv; without it an Accept: text/csv header asks for CSV",
@@ -198,8 +197,6 @@ def tenant_usage(
     per group and overall. Quantities are exact decimal strings; quantities of different
     units are never added; unpriced usage keeps its own unit and says why (`priced` false),
     it is never dropped. CSV holds the same rows as JSON's `rows`."""
-    if output not in (None, "json", "csv"):
-        raise Invalid("format: must be json or csv")
     query = usage_query(
         start, end, granularity, group_by, sku=sku, region=region, resource_id=resource_id
     )
