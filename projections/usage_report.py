@@ -212,6 +212,25 @@ def _add(sums: dict[_K, _Sum], key: _K, row: HourlyUsage | UsageDetail) -> None:
     found.reason = found.reason or row.unpriced_reason
 
 
+def fill_unattributed(
+    hourly: Sequence[HourlyUsage], detail: Sequence[UsageDetail]
+) -> tuple[list[HourlyUsage | UsageDetail], list[datetime]]:
+    """The detail rows, except in hours whose detail was not derived from the same events as
+    their SKU rows (projected before detail was kept, or being rewritten right now): there
+    the SKU rows stand in, with region and resource unknown (None), so grouped totals still
+    equal the SKU totals. Returns the rows and those hours."""
+    counts: dict[datetime, int] = {}
+    for row in hourly:
+        counts[row.hour] = counts.get(row.hour, 0) + row.pulse_count
+    for part in detail:
+        counts[part.hour] = counts.get(part.hour, 0) - part.pulse_count
+    missing = sorted(hour for hour, difference in counts.items() if difference)
+    gaps = set(missing)
+    rows: list[HourlyUsage | UsageDetail] = [d for d in detail if d.hour not in gaps]
+    rows += [h for h in hourly if h.hour in gaps]
+    return rows, missing
+
+
 def _order(key: _Group) -> tuple[str, str, str, str, bool]:
     sku, resource, region, unit, priced = key
     return sku or "", resource or "", region or "", unit, not priced

@@ -90,6 +90,7 @@ class UsageResponse(BaseModel):
                             "unpriced_reason": "",
                         }
                     ],
+                    "unattributed_hours": [],
                     "overall": [
                         {
                             "product_sku": None,
@@ -117,6 +118,12 @@ class UsageResponse(BaseModel):
     rows: list[UsageRow]
     totals: list[UsageTotal]
     overall: list[UsageTotal]
+    unattributed_hours: list[str] = Field(
+        default_factory=list,
+        description="hours whose usage could not be split by region and resource (projected "
+        "before that split was kept: `pulse rebuild` fills them; or being re-projected at this "
+        "moment): their rows have region and resource_id null even when grouped by them",
+    )
 
 
 class PulseResponse(BaseModel):

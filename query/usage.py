@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -23,6 +24,7 @@ from projections.usage_report import (
     UsageQuery,
     UsageReport,
     UsageTotal,
+    fill_unattributed,
     summarize,
     usage_query,
 )
@@ -110,17 +112,21 @@ def _rows(
     tenant_id: str,
     query: UsageQuery,
     as_of: str | None,
-) -> list[HourlyUsage] | list[UsageDetail]:
+) -> tuple[Sequence[HourlyUsage | UsageDetail], list[datetime]]:
+    """The rows that answer `query`, and the hours whose region and resource are unknown."""
     if as_of is None:
-        if query.needs_detail:
-            return store.usage_detail(tenant_id, query.start, query.end, query.sku)
-        return store.usage(tenant_id, query.start, query.end, query.sku)
+        hourly = store.usage(tenant_id, query.start, query.end, query.sku)
+        if not query.needs_detail:
+            return hourly, []
+        detail = store.usage_detail(tenant_id, query.start, query.end, query.sku)
+        return fill_unattributed(hourly, detail)
     pins = parse_positions(as_of)
     units: BillingUnitOf | None = request.app.state.billing_unit_of
     if units is None:
         raise Unavailable("as_of is not configured on this API instance")
+    # Derived from the ledger here and now: SKU and detail rows cannot disagree.
     derive = detail_as_of if query.needs_detail else usage_as_of
-    return derive(ledger, tenant_id, query.start, query.end, pins, units, query.sku)
+    return derive(ledger, tenant_id, query.start, query.end, pins, units, query.sku), []
 
 
 @router.get(
@@ -200,9 +206,11 @@ def tenant_usage(
     query = usage_query(
         start, end, granularity, group_by, sku=sku, region=region, resource_id=resource_id
     )
-    report = summarize(_rows(request, ledger, store, tenant_id, query, as_of), query)
+    found, unattributed = _rows(request, ledger, store, tenant_id, query, as_of)
+    report = summarize(found, query)
     if _wants_csv(request, output):
-        return Response(to_csv(report), media_type=CSV)
+        headers = {"X-Unattributed-Hours": str(len(unattributed))} if unattributed else None
+        return Response(to_csv(report), media_type=CSV, headers=headers)
     return UsageResponse(
         tenant_id=tenant_id,
         start=query.start.isoformat(),
@@ -214,4 +222,5 @@ def tenant_usage(
         rows=[_row(line) for line in report.rows],
         totals=[_total(t) for t in report.totals],
         overall=[_total(t) for t in report.overall],
+        unattributed_hours=[h.isoformat() for h in unattributed],
     )

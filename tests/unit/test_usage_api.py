@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from ledger.model import LedgerEvent
 from ledger.ports import LedgerStore
+from projections.hourly import derive_hour
 from projections.ports import UsageStore
 from projections.runner import project_hours
 from query.app import create_app
@@ -309,3 +310,34 @@ def test_the_openapi_document_shows_csv_and_examples(api: Api) -> None:
     assert {"as_of", "format"} <= set(params)
     assert all("examples" in params[n] for n in ("start", "end", "granularity", "group_by"))
     assert schema["components"]["schemas"]["UsageResponse"]["examples"]
+
+
+@pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
+def test_an_hour_projected_before_detail_was_kept_is_counted_and_named(
+    api: Api, ledger_store: LedgerStore, usage_store: UsageStore
+) -> None:
+    # given: an hour of November written as the projector wrote it before this version
+    # (SKU rows only), after the same hour had been projected with its detail
+    hour = datetime(2026, 11, 2, 5, tzinfo=UTC)
+    late = event(pulse("p-late", tenant=api.tenant, amount="10", at=hour), offset=99)
+    ledger_store.append([late])
+    sku_rows = derive_hour(ledger_store.events_in_hour(api.tenant, hour), BILLING)
+    usage_store.replace_hour(api.tenant, hour, sku_rows)
+
+    # when
+    params = {**NOVEMBER, "granularity": "month", "group_by": "region"}
+    body = api.get(params).json()
+    as_csv = api.get({**params, "format": "csv"})
+
+    # then: its 11 GB (1 of before + 10) are in a region-null row; the GB total is unchanged
+    assert body["unattributed_hours"] == ["2026-11-02T05:00:00+00:00"]
+    assert rows(body, "region", "unit", "quantity") == [
+        (None, "GB", "11"),
+        ("br-ne1", "GB", "0.250000000000000001"),
+        ("br-se1", "GB", "3.5"),
+        ("br-se1", "GB-hour", "720"),
+        ("br-se1", "hour", "3"),
+    ]
+    by_sku = api.get({**NOVEMBER, "granularity": "month"}).json()
+    assert body["overall"] == by_sku["overall"]
+    assert as_csv.headers["x-unattributed-hours"] == "1"

@@ -17,6 +17,7 @@ from projections.hourly import HourlyUsage, UsageDetail, derive_detail, derive_h
 from projections.usage_report import (
     UsageReport,
     bucket,
+    fill_unattributed,
     parse_group_by,
     summarize,
     usage_query,
@@ -382,3 +383,32 @@ def test_a_range_longer_than_its_granularity_allows_is_invalid(
     usage_query(NEW_YEAR, NEW_YEAR + longest, granularity)
     with pytest.raises(Invalid, match=r"^end: .*at most"):
         usage_query(NEW_YEAR, NEW_YEAR + longest + timedelta(hours=1), granularity)
+
+
+# --- hours whose detail does not match their SKU rows ----------------------------------------
+
+
+def test_hours_without_matching_detail_are_answered_by_their_sku_rows_and_named() -> None:
+    # given: 00:00 has detail of the same events; 01:00 was projected before detail was kept;
+    # 02:00's detail is of an older read (1 event) than its SKU rows (2 events)
+    evs = events(
+        ("2025-01-01T00:10", "network.egress", "1", "GB", "br-se1", "vm-1"),
+        ("2025-01-01T01:10", "network.egress", "2", "GB", "br-se1", "vm-1"),
+        ("2025-01-01T02:10", "network.egress", "4", "GB", "br-ne1", "vm-2"),
+        ("2025-01-01T02:20", "network.egress", "8", "GB", "br-ne1", "vm-2"),
+    )
+    by_hour = {h: [e for e in evs if e.hour == h] for h in sorted({e.hour for e in evs})}
+    hourly = [r for hour_events in by_hour.values() for r in derive_hour(hour_events, BILLING)]
+    first, _, third = by_hour
+    detail = derive_detail(by_hour[first], BILLING) + derive_detail(by_hour[third][:1], BILLING)
+
+    # when
+    rows, unattributed = fill_unattributed(hourly, detail)
+    report = summarize(rows, usage_query(*AROUND, "day", ["region"]))
+
+    # then: the day's total is all 15 GB, 14 of them with region unknown
+    assert unattributed == [at("2025-01-01T01:00"), at("2025-01-01T02:00")]
+    assert rows_of(report) == [
+        ("2025-01-01T00:00", None, None, None, "GB", "14"),
+        ("2025-01-01T00:00", None, None, "br-se1", "GB", "1"),
+    ]
