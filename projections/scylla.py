@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
 
 from ledger.model import Position, from_micros, to_micros
@@ -23,6 +24,7 @@ _ABOVE_WALL_CLOCK = 1 << 62
 _SECOND_BITS = 31  # seconds since 2024-01-01 fit until 2092
 _EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
 _MAX_EVENTS = (1 << (62 - _SECOND_BITS)) - 1
+_READ_CONCURRENCY = 32  # day partitions of usage detail read at once
 
 
 def write_timestamp(events: int, now: float) -> int:
@@ -197,16 +199,17 @@ class ScyllaUsageStore:
     def usage_detail(
         self, tenant_id: str, start: datetime, end: datetime, sku: str | None = None
     ) -> list[UsageDetail]:
-        # One query per day partition, all in flight at once (a month is ~31 partitions).
+        # One query per day partition, a bounded number in flight (a year is 366 of them);
+        # results come back in the order of the days.
+        days = [(tenant_id, day, start, end) for day in days_between(start, end)]
         with translated(f"reading usage detail of {tenant_id}"):
-            futures = [
-                self._session.execute_async(self._select_detail, (tenant_id, day, start, end))
-                for day in days_between(start, end)
-            ]
+            done = execute_concurrent_with_args(
+                self._session, self._select_detail, days, concurrency=_READ_CONCURRENCY
+            )
             return [
                 _detail(row)
-                for future in futures
-                for row in future.result()
+                for _ok, rows in done
+                for row in rows
                 if sku is None or row.product_sku == sku
             ]
 

@@ -208,7 +208,9 @@ def _add(sums: dict[_K, _Sum], key: _K, row: HourlyUsage | UsageDetail) -> None:
         return
     found.quantities.append(row.quantity)
     found.count += row.pulse_count
-    found.position = max(found.position, row.position, key=lambda p: (p.partition, p.offset))
+    mine, theirs = found.position, row.position
+    if (theirs.partition, theirs.offset) > (mine.partition, mine.offset):
+        found.position = theirs
     found.reason = found.reason or row.unpriced_reason
 
 
@@ -243,13 +245,21 @@ def summarize(rows: Iterable[HourlyUsage | UsageDetail], query: UsageQuery) -> U
     lines: dict[tuple[_Bucket, _Group], _Sum] = {}
     totals: dict[_Group, _Sum] = {}
     overall: dict[_Group, _Sum] = {}
+    buckets: dict[datetime, _Bucket] = {}
     for row in rows:
-        region = row.region if isinstance(row, UsageDetail) else None
-        resource = row.resource_id if isinstance(row, UsageDetail) else None
+        region: str | None
+        resource: str | None
+        if isinstance(row, UsageDetail):
+            region, resource = row.region, row.resource_id
+        else:
+            region = resource = None
         if not query.start <= row.hour < query.end or query.sku not in (None, row.product_sku):
             continue
         if query.region not in (None, region) or query.resource_id not in (None, resource):
             continue
+        period = buckets.get(row.hour)
+        if period is None:
+            period = buckets[row.hour] = bucket(row.hour, query.granularity)
         group: _Group = (
             row.product_sku if by_sku else None,
             resource if by_resource else None,
@@ -257,7 +267,7 @@ def summarize(rows: Iterable[HourlyUsage | UsageDetail], query: UsageQuery) -> U
             row.unit,
             row.priced,
         )
-        _add(lines, (bucket(row.hour, query.granularity), group), row)
+        _add(lines, (period, group), row)
         _add(totals, group, row)
         _add(overall, (None, None, None, row.unit, row.priced), row)
     return UsageReport(
