@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Security
@@ -84,6 +85,17 @@ def _readable_tenant(
 ReadableTenant = Annotated[str, Depends(_readable_tenant)]
 Ledger = Annotated[LedgerStore, Depends(_ledger)]
 Usage = Annotated[UsageStore, Depends(_usage)]
+
+
+def _utc(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise Invalid(
+            f"{name}: {value.isoformat()} is outside the representable range once in UTC"
+        ) from None
 
 
 def _cursor(key: ConflictKey) -> str:
