@@ -1,5 +1,4 @@
-"""The FastAPI read API: usage, pulses, conflicts and invoices of a tenant (an app factory;
-the usage route is in query/usage.py)."""
+"""The FastAPI read API: usage, pulses, conflicts and invoices of a tenant (an app factory)."""
 
 from __future__ import annotations
 
@@ -181,13 +180,16 @@ def create_app(
     app.state.operator_tools = operator_tools
     app.include_router(operator_router)
     app.include_router(ui_router)
-    # Imported here: the export and usage routes use this module's key and store dependencies.
+    # Imported here: the export routes use this module's key and invoicing dependencies.
     from query.exports import router as exports_router
-    from query.usage import router as usage_router
 
     app.include_router(exports_router)
-    app.include_router(usage_router)
     app.state.health = health
+
+    # The usage route (query/usage.py) uses this module's key and store dependencies too.
+    from query.usage import router as usage_router
+
+    app.include_router(usage_router)
 
     @app.get("/health/live")
     def health_live(report: Health) -> JSONResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-_ROW_EXAMPLE: dict[str, JsonValue] = {
+_ROW_EXAMPLE: dict[str, Any] = {
     "period_start": "2026-11-03T00:00:00+00:00",
     "period_end": "2026-11-04T00:00:00+00:00",
     "product_sku": "storage.block",
