@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 _ROW_EXAMPLE: dict[str, Any] = {
     "period_start": "2026-11-03T00:00:00+00:00",
