@@ -341,3 +341,22 @@ def test_an_hour_projected_before_detail_was_kept_is_counted_and_named(
     by_sku = api.get({**NOVEMBER, "granularity": "month"}).json()
     assert body["overall"] == by_sku["overall"]
     assert as_csv.headers["x-unattributed-hours"] == "1"
+
+
+@pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
+def test_a_tenant_without_usage_gets_empty_lists_and_a_csv_header_only(api: Api) -> None:
+    # given: a tenant id that sent nothing
+    empty = f"/v1/tenants/t-none-{uuid.uuid4().hex[:6]}/usage"
+    params = {**NOVEMBER, "group_by": "region"}
+
+    # when
+    body = api.http.get(empty, params=params).json()
+    as_csv = api.http.get(empty, params={**params, "format": "csv"}).text
+
+    # then
+    assert (body["rows"], body["totals"], body["overall"]) == ([], [], [])
+    assert body["unattributed_hours"] == []
+    assert as_csv == (
+        "period_start,period_end,region,unit,quantity,pulse_count,priced,unpriced_reason,"
+        "ledger_position\n"
+    )
