@@ -6,13 +6,19 @@ can re-check a finalized invoice against exactly the prefix of the log it covere
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 
 from kernel.errors import Invalid
 from ledger.model import LedgerEvent
 from ledger.ports import LedgerStore
-from projections.hourly import BillingUnitOf, HourlyUsage, derive_hour
+from projections.hourly import (
+    BillingUnitOf,
+    HourlyUsage,
+    UsageDetail,
+    derive_detail,
+    derive_hour,
+)
 
 
 def parse_positions(text: str) -> dict[int, int]:
@@ -34,6 +40,19 @@ def _covered(event: LedgerEvent, positions: Mapping[int, int]) -> bool:
     return limit is not None and event.position.offset <= limit
 
 
+def _hours_as_of(
+    ledger: LedgerStore,
+    tenant_id: str,
+    start: datetime,
+    end: datetime,
+    positions: Mapping[int, int],
+) -> Iterator[list[LedgerEvent]]:
+    """The covered events of each ledger hour of the tenant in [start, end)."""
+    for hour in ledger.hours(tenant_id):
+        if start <= hour < end:
+            yield [e for e in ledger.events_in_hour(tenant_id, hour) if _covered(e, positions)]
+
+
 def usage_as_of(
     ledger: LedgerStore,
     tenant_id: str,
@@ -45,10 +64,27 @@ def usage_as_of(
 ) -> list[HourlyUsage]:
     """Hourly usage of [start, end) from the ledger events at or below `positions` (a
     partition that is not named contributes nothing)."""
-    rows: list[HourlyUsage] = []
-    for hour in ledger.hours(tenant_id):
-        if not start <= hour < end:
-            continue
-        events = [e for e in ledger.events_in_hour(tenant_id, hour) if _covered(e, positions)]
-        rows += [r for r in derive_hour(events, billing_unit_of) if sku in (None, r.product_sku)]
-    return rows
+    return [
+        r
+        for events in _hours_as_of(ledger, tenant_id, start, end, positions)
+        for r in derive_hour(events, billing_unit_of)
+        if sku in (None, r.product_sku)
+    ]
+
+
+def detail_as_of(
+    ledger: LedgerStore,
+    tenant_id: str,
+    start: datetime,
+    end: datetime,
+    positions: Mapping[int, int],
+    billing_unit_of: BillingUnitOf,
+    sku: str | None = None,
+) -> list[UsageDetail]:
+    """`usage_as_of` split by region and resource (`derive_detail` of the same events)."""
+    return [
+        r
+        for events in _hours_as_of(ledger, tenant_id, start, end, positions)
+        for r in derive_detail(events, billing_unit_of)
+        if sku in (None, r.product_sku)
+    ]

@@ -1,4 +1,6 @@
-"""Hourly usage derived from ledger events of one tenant-hour (pure; absolute values)."""
+"""Hourly usage derived from ledger events of one tenant-hour (pure; absolute values): per
+SKU and unit (what invoices price) and per SKU, unit, region and resource (what the usage
+route groups by)."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ class HourlyUsage:
 BillingUnitOf = Callable[[str], str | None]
 
 
-def events_covered(rows: Sequence[HourlyUsage]) -> int:
+def events_covered(rows: Sequence[HourlyUsage] | Sequence[UsageDetail]) -> int:
     """How many ledger events the rows of one tenant-hour were derived from: their version.
 
     The ledger of a tenant-hour only grows (immutable, deduplicated), so a derivation that
@@ -105,4 +107,76 @@ def derive_hour(events: Iterable[LedgerEvent], billing_unit_of: BillingUnitOf) -
             unpriced_reason=acc.reason,
         )
         for (tenant, sku, hour, unit), acc in sorted(buckets.items(), key=lambda item: item[0])
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDetail:
+    """Usage of one SKU in one unit, one region and one resource by one tenant in one UTC hour.
+
+    The same buckets as `HourlyUsage`, split by the pulses' `region` and `resource_id`
+    ("" when a pulse did not say), so that their pulse counts add up to the same
+    `events_covered` and the two are stored under one version. The unit and
+    `unpriced_reason` follow the same rule as `HourlyUsage`.
+    """
+
+    tenant_id: str
+    hour: datetime
+    product_sku: str
+    unit: str
+    region: str
+    resource_id: str
+    quantity: Decimal
+    pulse_count: int
+    position: Position
+    unpriced_reason: str = ""
+
+    @property
+    def priced(self) -> bool:
+        return not self.unpriced_reason
+
+
+def derive_detail(
+    events: Iterable[LedgerEvent], billing_unit_of: BillingUnitOf
+) -> list[UsageDetail]:
+    """One row per (tenant, hour, sku, unit, region, resource) present in `events` (all of one
+    tenant-hour); summing its rows over region and resource gives `derive_hour`'s rows."""
+    buckets: dict[tuple[str, datetime, str, str, str, str], _Acc] = {}
+    for event in events:
+        pulse = event.pulse
+        unit, quantity, reason = _billing(event, billing_unit_of)
+        key = (
+            pulse.tenant_id,
+            event.hour,
+            pulse.product_sku,
+            unit,
+            pulse.region,
+            pulse.resource_id,
+        )
+        acc = buckets.get(key)
+        if acc is None:
+            buckets[key] = _Acc(
+                quantity, 1, pulse.occurred_at, pulse.occurred_at, event.position, reason
+            )
+            continue
+        acc.quantity = EXACT.add(acc.quantity, quantity)
+        acc.count += 1
+        acc.position = max(acc.position, event.position, key=lambda p: (p.partition, p.offset))
+        acc.reason = acc.reason or reason
+    return [
+        UsageDetail(
+            tenant_id=tenant,
+            hour=hour,
+            product_sku=sku,
+            unit=unit,
+            region=region,
+            resource_id=resource,
+            quantity=acc.quantity,
+            pulse_count=acc.count,
+            position=acc.position,
+            unpriced_reason=acc.reason,
+        )
+        for (tenant, hour, sku, unit, region, resource), acc in sorted(
+            buckets.items(), key=lambda item: item[0]
+        )
     ]

@@ -6,23 +6,40 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from projections.hourly import HourlyUsage
+from projections.hourly import HourlyUsage, UsageDetail
 
 
 class UsageStore(Protocol):
-    """Hourly usage rows, always written as absolute values for a whole tenant-hour."""
+    """Hourly usage rows, always written as absolute values for a whole tenant-hour: per SKU
+    and unit (`usage`, what invoices price) and per SKU, unit, region and resource
+    (`usage_detail`, what the usage route groups by), both derived from the same events."""
 
-    def replace_hour(self, tenant_id: str, hour: datetime, rows: Sequence[HourlyUsage]) -> None:
-        """Makes `rows` the usage of that tenant-hour (rows of it not listed are removed),
-        unless what is stored was derived from more ledger events (`events_covered`): then
-        `rows` come from an older read of the hour and change nothing. At equal coverage the
-        later write wins (a re-derivation after a catalog change)."""
+    def replace_hour(
+        self,
+        tenant_id: str,
+        hour: datetime,
+        rows: Sequence[HourlyUsage],
+        detail: Sequence[UsageDetail] | None = None,
+    ) -> None:
+        """Makes `rows` (and `detail`, when given) the usage of that tenant-hour (rows of it
+        not listed are removed), unless what is stored was derived from more ledger events
+        (`events_covered` of `rows`): then they come from an older read of the hour and
+        change nothing. At equal coverage the later write wins (a re-derivation after a
+        catalog change). `detail` must be derived from the same events as `rows` (same
+        version); None leaves the stored detail of the hour as it is."""
         ...
 
     def usage(
         self, tenant_id: str, start: datetime, end: datetime, sku: str | None = None
     ) -> list[HourlyUsage]:
         """Rows of the tenant with start <= hour < end, ordered by hour, SKU, unit."""
+        ...
+
+    def usage_detail(
+        self, tenant_id: str, start: datetime, end: datetime, sku: str | None = None
+    ) -> list[UsageDetail]:
+        """Detail rows of the tenant with start <= hour < end, ordered by hour, SKU, unit,
+        region, resource."""
         ...
 
     def close(self) -> None: ...

@@ -12,7 +12,7 @@ from ledger import codec
 from ledger.model import LogRecord, hour_of
 from ledger.ports import LedgerStore, LogConsumer, PulseLog
 from ledger.retry import retrying
-from projections.hourly import BillingUnitOf, HourlyUsage, derive_hour
+from projections.hourly import BillingUnitOf, HourlyUsage, derive_detail, derive_hour
 from projections.ports import UsageStore
 
 log = logging.getLogger(__name__)
@@ -27,12 +27,15 @@ def project_hours(
     """Recomputes each tenant-hour from ledger rows and writes it whole (absolute values);
     returns what it derived.
 
-    Live projection, rebuild and replay all go through here: one definition of usage.
+    Live projection, rebuild and replay all go through here: one definition of usage. The
+    SKU rows and the detail rows (by region and resource) come from one read of the hour,
+    so they are one version of it and are written under one stamp.
     """
     derived = {}
     for tenant, hour in sorted(set(hours)):
-        rows = derive_hour(store.events_in_hour(tenant, hour), billing_unit_of)
-        usage.replace_hour(tenant, hour, rows)
+        events = list(store.events_in_hour(tenant, hour))
+        rows = derive_hour(events, billing_unit_of)
+        usage.replace_hour(tenant, hour, rows, derive_detail(events, billing_unit_of))
         derived[(tenant, hour)] = rows
     return derived
 

@@ -1,18 +1,20 @@
-"""ScyllaUsageStore: hourly usage on ScyllaDB/Cassandra (table hourly_usage)."""
+"""ScyllaUsageStore: hourly usage on ScyllaDB/Cassandra (tables hourly_usage and
+hourly_usage_detail)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
 
 from ledger.model import Position, from_micros, to_micros
-from projections.hourly import HourlyUsage, events_covered
+from projections.hourly import HourlyUsage, UsageDetail, events_covered
 from storage.cql import translated
 
 # Write timestamps of hourly usage: (events covered, then wall-clock second) packed above
@@ -22,6 +24,7 @@ _ABOVE_WALL_CLOCK = 1 << 62
 _SECOND_BITS = 31  # seconds since 2024-01-01 fit until 2092
 _EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
 _MAX_EVENTS = (1 << (62 - _SECOND_BITS)) - 1
+_READ_CONCURRENCY = 32  # day partitions of usage detail read at once
 
 
 def write_timestamp(events: int, now: float) -> int:
@@ -40,6 +43,20 @@ def write_timestamp(events: int, now: float) -> int:
 
 def month_of(hour: datetime) -> str:
     return hour.astimezone(UTC).strftime("%Y-%m")
+
+
+def day_of(hour: datetime) -> str:
+    return hour.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def days_between(start: datetime, end: datetime) -> list[str]:
+    """'YYYY-MM-DD' partitions covering [start, end)."""
+    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = []
+    while day < end:
+        days.append(day.strftime("%Y-%m-%d"))
+        day += timedelta(days=1)
+    return days
 
 
 def months_between(start: datetime, end: datetime) -> list[str]:
@@ -76,9 +93,29 @@ class ScyllaUsageStore:
                 f"SELECT * FROM {ks}.hourly_usage WHERE tenant_id=? AND month=? "
                 "AND hour >= ? AND hour < ?"
             )
+            self._delete_detail = session.prepare(
+                f"DELETE FROM {ks}.hourly_usage_detail USING TIMESTAMP ? "
+                "WHERE tenant_id=? AND day=? AND hour=?"
+            )
+            self._insert_detail = session.prepare(
+                f"INSERT INTO {ks}.hourly_usage_detail (tenant_id, day, hour, product_sku, unit, "
+                "region, resource_id, quantity, pulse_count, kafka_partition, kafka_offset, "
+                "unpriced_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            )
+            self._select_detail = session.prepare(
+                f"SELECT * FROM {ks}.hourly_usage_detail WHERE tenant_id=? AND day=? "
+                "AND hour >= ? AND hour < ?"
+            )
 
-    def replace_hour(self, tenant_id: str, hour: datetime, rows: Sequence[HourlyUsage]) -> None:
-        # One single-partition batch: readers see the old hour or the new one, never a mix.
+    def replace_hour(
+        self,
+        tenant_id: str,
+        hour: datetime,
+        rows: Sequence[HourlyUsage],
+        detail: Sequence[UsageDetail] | None = None,
+    ) -> None:
+        # One single-partition batch per table: readers see the old hour or the new one,
+        # never a mix.
         # Stamped by what the rows were derived from, not by when they are written: an older
         # derivation arriving last loses cell by cell, and its rows that the newer one does
         # not have lie under the newer one's tombstone. The delete is stamped one
@@ -107,8 +144,46 @@ class ScyllaUsageStore:
                     stamp,
                 ),
             )
+        # The detail rows get the same stamp, so the version rule holds for them too. They
+        # are another partition ((tenant, day)), so a batch of their own: a batch spanning
+        # two partitions would be size-limited and no more atomic. Both are sent at once; a
+        # failure of either raises, and the caller (projector, rebuild, replay) retries the
+        # whole hour, which writes the same values under the same or a newer stamp.
+        batches = (
+            [batch]
+            if detail is None
+            else [batch, self._detail_batch(tenant_id, hour, detail, stamp)]
+        )
         with translated(f"writing usage of {tenant_id} at {hour.isoformat()}"):
-            self._session.execute(batch)
+            for future in [self._session.execute_async(b) for b in batches]:
+                future.result()
+
+    def _detail_batch(
+        self, tenant_id: str, hour: datetime, detail: Sequence[UsageDetail], stamp: int
+    ) -> BatchStatement:
+        day = day_of(hour)
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.add(self._delete_detail, (stamp - 1, tenant_id, day, hour))
+        for d in detail:
+            batch.add(
+                self._insert_detail,
+                (
+                    d.tenant_id,
+                    day,
+                    d.hour,
+                    d.product_sku,
+                    d.unit,
+                    d.region,
+                    d.resource_id,
+                    d.quantity,
+                    d.pulse_count,
+                    d.position.partition,
+                    d.position.offset,
+                    d.unpriced_reason,
+                    stamp,
+                ),
+            )
+        return batch
 
     def usage(
         self, tenant_id: str, start: datetime, end: datetime, sku: str | None = None
@@ -120,6 +195,23 @@ class ScyllaUsageStore:
                     if sku is None or row.product_sku == sku:
                         out.append(_usage(row))
         return out
+
+    def usage_detail(
+        self, tenant_id: str, start: datetime, end: datetime, sku: str | None = None
+    ) -> list[UsageDetail]:
+        # One query per day partition, a bounded number in flight (a year is 366 of them);
+        # results come back in the order of the days.
+        days = [(tenant_id, day, start, end) for day in days_between(start, end)]
+        with translated(f"reading usage detail of {tenant_id}"):
+            done = execute_concurrent_with_args(
+                self._session, self._select_detail, days, concurrency=_READ_CONCURRENCY
+            )
+            return [
+                _detail(row)
+                for _ok, rows in done
+                for row in rows
+                if sku is None or row.product_sku == sku
+            ]
 
     def close(self) -> None:
         pass  # the session belongs to the process's CqlConnection (storage.cql), closed once
@@ -136,6 +228,21 @@ def _usage(row: Any) -> HourlyUsage:
         pulse_count=row.pulse_count,
         first_event=from_micros(row.first_event_us),
         last_event=from_micros(row.last_event_us),
+        position=Position(row.kafka_partition, row.kafka_offset),
+        unpriced_reason=row.unpriced_reason or "",
+    )
+
+
+def _detail(row: Any) -> UsageDetail:
+    return UsageDetail(
+        tenant_id=row.tenant_id,
+        hour=row.hour.replace(tzinfo=UTC),
+        product_sku=row.product_sku,
+        unit=row.unit,
+        region=row.region,
+        resource_id=row.resource_id,
+        quantity=Decimal(row.quantity),
+        pulse_count=row.pulse_count,
         position=Position(row.kafka_partition, row.kafka_offset),
         unpriced_reason=row.unpriced_reason or "",
     )

@@ -1,14 +1,16 @@
-"""SQLiteUsageStore: hourly usage of the embedded default."""
+"""SQLiteUsageStore: hourly usage (per SKU, and per SKU, region and resource) of the embedded
+default."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 from ledger.model import Position, from_micros, to_micros
-from projections.hourly import HourlyUsage, events_covered
+from projections.hourly import HourlyUsage, UsageDetail, events_covered
 from storage.sqlite import SQLiteDb
 
 _SCHEMA = """
@@ -18,6 +20,12 @@ CREATE TABLE IF NOT EXISTS hourly_usage (
   first_event_us INTEGER NOT NULL, last_event_us INTEGER NOT NULL,
   log_partition INTEGER NOT NULL, log_offset INTEGER NOT NULL, unpriced_reason TEXT NOT NULL,
   PRIMARY KEY (tenant_id, hour_us, product_sku, unit));
+CREATE TABLE IF NOT EXISTS hourly_usage_detail (
+  tenant_id TEXT NOT NULL, hour_us INTEGER NOT NULL, product_sku TEXT NOT NULL,
+  unit TEXT NOT NULL, region TEXT NOT NULL, resource_id TEXT NOT NULL, quantity TEXT NOT NULL,
+  pulse_count INTEGER NOT NULL, log_partition INTEGER NOT NULL, log_offset INTEGER NOT NULL,
+  unpriced_reason TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, hour_us, product_sku, unit, region, resource_id));
 """
 
 
@@ -25,11 +33,19 @@ class SQLiteUsageStore:
     def __init__(self, path: Path) -> None:
         self._db = SQLiteDb(path, _SCHEMA)
 
-    def replace_hour(self, tenant_id: str, hour: datetime, rows: Sequence[HourlyUsage]) -> None:
+    def replace_hour(
+        self,
+        tenant_id: str,
+        hour: datetime,
+        rows: Sequence[HourlyUsage],
+        detail: Sequence[UsageDetail] | None = None,
+    ) -> None:
         with self._db.tx() as conn:
             # Compare and replace in one write transaction: the stored rows' pulse counts are
             # the version of what is stored, so an older read of the hour (a rebuild or a
             # projector paused between its read and this write) never replaces a newer one.
+            # The detail rows are replaced in the same transaction: both tables always hold
+            # the same version of the hour.
             (stored,) = conn.execute(
                 "SELECT COALESCE(SUM(pulse_count), 0) FROM hourly_usage "
                 "WHERE tenant_id = ? AND hour_us = ?",
@@ -60,6 +76,36 @@ class SQLiteUsageStore:
                     for r in rows
                 ],
             )
+            if detail is not None:
+                self._replace_detail(conn, tenant_id, hour, detail)
+
+    @staticmethod
+    def _replace_detail(
+        conn: sqlite3.Connection, tenant_id: str, hour: datetime, detail: Sequence[UsageDetail]
+    ) -> None:
+        conn.execute(
+            "DELETE FROM hourly_usage_detail WHERE tenant_id = ? AND hour_us = ?",
+            (tenant_id, to_micros(hour)),
+        )
+        conn.executemany(
+            "INSERT INTO hourly_usage_detail VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    d.tenant_id,
+                    to_micros(d.hour),
+                    d.product_sku,
+                    d.unit,
+                    d.region,
+                    d.resource_id,
+                    str(d.quantity),
+                    d.pulse_count,
+                    d.position.partition,
+                    d.position.offset,
+                    d.unpriced_reason,
+                )
+                for d in detail
+            ],
+        )
 
     def usage(
         self, tenant_id: str, start: datetime, end: datetime, sku: str | None = None
@@ -84,6 +130,35 @@ class SQLiteUsageStore:
                 unpriced_reason=str(reason),
             )
             for t, h, s, u, q, c, f, la, p, o, reason in rows
+        ]
+
+    def usage_detail(
+        self, tenant_id: str, start: datetime, end: datetime, sku: str | None = None
+    ) -> list[UsageDetail]:
+        sql = (
+            "SELECT tenant_id, hour_us, product_sku, unit, region, resource_id, quantity, "
+            "pulse_count, log_partition, log_offset, unpriced_reason FROM hourly_usage_detail "
+            "WHERE tenant_id = ? AND hour_us >= ? AND hour_us < ?"
+        )
+        args: list[object] = [tenant_id, to_micros(start), to_micros(end)]
+        if sku is not None:
+            sql += " AND product_sku = ?"
+            args.append(sku)
+        order = " ORDER BY hour_us, product_sku, unit, region, resource_id"
+        return [
+            UsageDetail(
+                tenant_id=str(t),
+                hour=from_micros(int(str(h))),
+                product_sku=str(s),
+                unit=str(u),
+                region=str(g),
+                resource_id=str(r),
+                quantity=Decimal(str(q)),
+                pulse_count=int(str(c)),
+                position=Position(int(str(p)), int(str(o))),
+                unpriced_reason=str(reason),
+            )
+            for t, h, s, u, g, r, q, c, p, o, reason in self._db.query(sql + order, args)
         ]
 
     def close(self) -> None:

@@ -20,7 +20,6 @@ from kernel.decimals import plain
 from kernel.errors import Forbidden, Invalid, NotFound, Unavailable
 from ledger.model import LedgerEvent
 from ledger.ports import ConflictKey, LedgerStore
-from projections.as_of import parse_positions, usage_as_of
 from projections.hourly import BillingUnitOf
 from projections.invoices import Invoicing
 from projections.ports import UsageStore
@@ -34,8 +33,6 @@ from query.schemas import (
     LineagePulse,
     LineageResponse,
     PulseResponse,
-    UsageResponse,
-    UsageRow,
 )
 from query.ui import router as ui_router
 
@@ -189,6 +186,11 @@ def create_app(
     app.include_router(exports_router)
     app.state.health = health
 
+    # The usage route (query/usage.py) uses this module's key and store dependencies too.
+    from query.usage import router as usage_router
+
+    app.include_router(usage_router)
+
     @app.get("/health/live")
     def health_live(report: Health) -> JSONResponse:
         """200 unless a role of this process is dead (the process is then ending)."""
@@ -250,53 +252,6 @@ def create_app(
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
-
-    @app.get("/v1/tenants/{tenant_id}/usage", response_model=UsageResponse)
-    def tenant_usage(
-        tenant_id: ReadableTenant,
-        store: Usage,
-        start: Annotated[datetime, Query(description="inclusive, UTC")],
-        end: Annotated[datetime, Query(description="exclusive, UTC")],
-        ledger: Ledger,
-        request: Request,
-        sku: str | None = None,
-        as_of: Annotated[
-            str | None,
-            Query(
-                description="only pulses at or below these log positions, derived from the "
-                "ledger (an audit of a finalized invoice), e.g. 0:1500,1:980"
-            ),
-        ] = None,
-    ) -> UsageResponse:
-        begin, stop = _utc(start, "start"), _utc(end, "end")
-        if stop <= begin:
-            raise Invalid("end: must be after start")
-        if as_of is None:
-            rows = store.usage(tenant_id, begin, stop, sku)
-        else:
-            pins = parse_positions(as_of)
-            units: BillingUnitOf | None = request.app.state.billing_unit_of
-            if units is None:
-                raise Unavailable("as_of is not configured on this API instance")
-            rows = usage_as_of(ledger, tenant_id, begin, stop, pins, units, sku)
-        return UsageResponse(
-            tenant_id=tenant_id,
-            start=begin.isoformat(),
-            end=stop.isoformat(),
-            rows=[
-                UsageRow(
-                    hour=r.hour.isoformat(),
-                    product_sku=r.product_sku,
-                    unit=r.unit,
-                    quantity=plain(r.quantity),
-                    pulse_count=r.pulse_count,
-                    priced=r.priced,
-                    unpriced_reason=r.unpriced_reason,
-                    ledger_position=str(r.position),
-                )
-                for r in rows
-            ],
-        )
 
     # `:path`: a pulse id may hold "/" (any printable text is a valid id) and must read back.
     @app.get("/v1/tenants/{tenant_id}/pulses/{pulse_id:path}", response_model=PulseResponse)

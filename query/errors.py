@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,6 +48,10 @@ def problem(
     if status == 401:
         sent["WWW-Authenticate"] = "Bearer"  # RFC 6750: how to authenticate
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=sent or None)
+
+
+# "start: needs a UTC offset": the field an Invalid message names first, by convention.
+_NAMED_FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]{0,63}): (.+)$", re.DOTALL)
 
 
 def _field(location: Sequence[Any]) -> str:
@@ -96,6 +101,10 @@ def register_error_handlers(app: FastAPI) -> None:
     async def categorized(_request: Request, error: LedgerError) -> JSONResponse:
         for kind, (status, title) in STATUS.items():
             if isinstance(error, kind):
+                named = _NAMED_FIELD.match(str(error)) if kind is Invalid else None
+                if named is not None:  # the same `errors` shape as framework validation
+                    errors = [{"field": named.group(1), "reason": named.group(2)}]
+                    return problem(status, title, str(error), errors=errors)
                 return problem(status, title, str(error))
         log.error("uncategorized error: %s", error)
         return problem(500, "Internal error", "the server could not answer; see its log")

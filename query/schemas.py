@@ -2,27 +2,130 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
+
+_ROW_EXAMPLE: dict[str, Any] = {
+    "period_start": "2026-11-03T00:00:00+00:00",
+    "period_end": "2026-11-04T00:00:00+00:00",
+    "product_sku": "storage.block",
+    "resource_id": None,
+    "region": "br-se1",
+    "unit": "GB-hour",
+    "quantity": "1536.25",
+    "pulse_count": 48,
+    "priced": True,
+    "unpriced_reason": "",
+    "ledger_position": "2:81233",
+}
 
 
 class UsageRow(BaseModel):
+    """Usage of one group in one period, in one unit (quantities of different units are never
+    added). A group field is null when the query does not group by it, "" when the pulses did
+    not give it."""
+
+    model_config = ConfigDict(frozen=True, json_schema_extra={"examples": [_ROW_EXAMPLE]})
+
+    period_start: str = Field(description="start of the UTC hour, day or month (inclusive)")
+    period_end: str = Field(description="end of that period (exclusive)")
+    product_sku: str | None
+    resource_id: str | None
+    region: str | None
+    unit: str = Field(
+        description="the product's billing unit when priced; the pulses' own unit otherwise"
+    )
+    quantity: str = Field(description="exact decimal text")
+    pulse_count: int
+    priced: bool
+    unpriced_reason: str = Field(description='why the usage has no price; "" when priced')
+    ledger_position: str = Field(description="greatest PARTITION:OFFSET among the pulses")
+
+
+class UsageTotal(BaseModel):
+    """Usage of one group (or of everything, in `overall`) over the whole range, per unit."""
+
     model_config = ConfigDict(frozen=True)
 
-    hour: str
-    product_sku: str
+    product_sku: str | None
+    resource_id: str | None
+    region: str | None
     unit: str
     quantity: str
     pulse_count: int
     priced: bool
     unpriced_reason: str
-    ledger_position: str
+
+
+class UsageFilters(BaseModel):
+    sku: str | None = None
+    region: str | None = None
+    resource_id: str | None = None
 
 
 class UsageResponse(BaseModel):
+    """Usage of a tenant in [start, end): rows per period and group, totals per group and
+    overall (each per unit, priced apart from unpriced)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant_id": "acme",
+                    "start": "2026-11-01T00:00:00+00:00",
+                    "end": "2026-12-01T00:00:00+00:00",
+                    "granularity": "day",
+                    "group_by": ["sku", "region"],
+                    "filters": {"sku": None, "region": None, "resource_id": None},
+                    "as_of": None,
+                    "rows": [_ROW_EXAMPLE],
+                    "totals": [
+                        {
+                            "product_sku": "storage.block",
+                            "resource_id": None,
+                            "region": "br-se1",
+                            "unit": "GB-hour",
+                            "quantity": "1536.25",
+                            "pulse_count": 48,
+                            "priced": True,
+                            "unpriced_reason": "",
+                        }
+                    ],
+                    "unattributed_hours": [],
+                    "overall": [
+                        {
+                            "product_sku": None,
+                            "resource_id": None,
+                            "region": None,
+                            "unit": "GB-hour",
+                            "quantity": "1536.25",
+                            "pulse_count": 48,
+                            "priced": True,
+                            "unpriced_reason": "",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     tenant_id: str
     start: str
     end: str
+    granularity: str
+    group_by: list[str]
+    filters: UsageFilters
+    as_of: str | None = Field(description="the log positions the usage was derived at, if any")
     rows: list[UsageRow]
+    totals: list[UsageTotal]
+    overall: list[UsageTotal]
+    unattributed_hours: list[str] = Field(
+        default_factory=list,
+        description="hours whose usage could not be split by region and resource (projected "
+        "before that split was kept: `pulse rebuild` fills them; or being re-projected at this "
+        "moment): their rows have region and resource_id null even when grouped by them",
+    )
 
 
 class PulseResponse(BaseModel):

@@ -153,7 +153,7 @@ async function show(tenant, period) {
   const base = `/v1/tenants/${enc(tenant)}`;
   let usage;
   try {
-    usage = await api(`${base}/usage?start=${enc(start)}&end=${enc(end)}`);
+    usage = await api(`${base}/usage?start=${enc(start)}&end=${enc(end)}&granularity=day`);
   } catch (error) {
     say(explain(error, tenant));
     return;

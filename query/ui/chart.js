@@ -24,13 +24,15 @@ export function addDecimal(a, b) {
   return (neg ? "-" : "") + whole + (frac ? "." + frac : "");
 }
 
-// Hourly rows -> {sku: {unit, days: {YYYY-MM-DD: quantity string}}}; hours are UTC.
+// Daily rows of the usage route -> {"sku (unit)": {sku, unit, days: {YYYY-MM-DD: quantity}}}:
+// one series per SKU and unit, since quantities of different units are never added.
 export function byDayAndSku(rows) {
   const out = new Map();
   for (const row of rows) {
-    const day = row.hour.slice(0, 10);
-    if (!out.has(row.product_sku)) out.set(row.product_sku, { unit: row.unit, days: new Map() });
-    const days = out.get(row.product_sku).days;
+    const day = row.period_start.slice(0, 10);
+    const key = `${row.product_sku} (${row.unit})`;
+    if (!out.has(key)) out.set(key, { sku: row.product_sku, unit: row.unit, days: new Map() });
+    const days = out.get(key).days;
     days.set(day, addDecimal(days.get(day) ?? "0", row.quantity));
   }
   return out;
@@ -54,13 +56,13 @@ export function drawUsageChart(container, rows, period) {
   }
   const days = daysOf(period);
   const step = (WIDTH - LEFT - 8) / days.length;
-  const skus = [...series.keys()].sort();
+  const keys = [...series.keys()].sort();
   const svg = el("svg", {
-    viewBox: `0 0 ${WIDTH} ${skus.length * PANEL}`, width: WIDTH,
+    viewBox: `0 0 ${WIDTH} ${keys.length * PANEL}`, width: WIDTH,
     role: "img", "aria-label": `usage by day and SKU in ${period}`, id: "usage-chart",
   });
-  skus.forEach((sku, index) => {
-    const { unit, days: quantities } = series.get(sku);
+  keys.forEach((key, index) => {
+    const { sku, unit, days: quantities } = series.get(key);
     const top = index * PANEL + TOP, height = PANEL - TOP - BOTTOM;
     // Heights only: the exact quantity is in each bar's title and the table below.
     const max = Math.max(...[...quantities.values()].map(Number));

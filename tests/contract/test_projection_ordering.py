@@ -18,6 +18,7 @@ import pytest
 from ledger.model import LedgerEvent
 from ledger.ports import ConflictKey, ConflictRecord, LedgerStore
 from ledger.scylla import ScyllaLedgerStore
+from projections.hourly import derive_hour
 from projections.ports import UsageStore
 from projections.rebuild import rebuild
 from projections.runner import project_hours
@@ -90,6 +91,11 @@ def usage_of(usage: UsageStore, tenant: str) -> tuple[Decimal, int]:
     return sum((r.quantity for r in rows), Decimal(0)), sum(r.pulse_count for r in rows)
 
 
+def detail_of(usage: UsageStore, tenant: str) -> tuple[Decimal, int]:
+    rows = usage.usage_detail(tenant, T0, T0 + timedelta(hours=1))
+    return sum((r.quantity for r in rows), Decimal(0)), sum(r.pulse_count for r in rows)
+
+
 @pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
 def test_a_rebuild_paused_after_its_read_does_not_undo_the_projector(
     ledger_store: LedgerStore, usage_store: UsageStore
@@ -106,8 +112,9 @@ def test_a_rebuild_paused_after_its_read_does_not_undo_the_projector(
     paused = PausedAfterRead(ledger_store, tenant, (tenant, T0), writer_then_projector)
     # when: the rebuild read ten, then the writer appended the 11th and the projector wrote it
     rebuild(paused, usage_store, BILLING_UNIT)
-    # then: usage is the ledger's, not the rebuild's older snapshot
+    # then: usage and its detail are the ledger's, not the rebuild's older snapshot
     assert usage_of(usage_store, tenant) == (Decimal(11), 11)
+    assert detail_of(usage_store, tenant) == (Decimal(11), 11)
 
 
 @pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
@@ -131,6 +138,7 @@ def test_a_projector_paused_after_its_read_does_not_undo_a_rebuild(
     project_hours([(tenant, T0)], zombie, usage_store, BILLING_UNIT)
     # then
     assert usage_of(usage_store, tenant) == (Decimal(5), 5)
+    assert detail_of(usage_store, tenant) == (Decimal(5), 5)
 
 
 @pytest.mark.servers
@@ -152,6 +160,7 @@ def test_a_projector_whose_clock_is_behind_still_writes_the_newer_hour(
     project_hours([(tenant, T0)], ledger, behind, BILLING_UNIT)
     # then
     assert usage_of(behind, tenant) == (Decimal(3), 3)
+    assert detail_of(behind, tenant) == (Decimal(3), 3)
 
 
 @pytest.mark.servers
@@ -188,3 +197,31 @@ def test_write_timestamps_order_by_events_then_time_above_any_wall_clock_stamp()
     assert write_timestamp((1 << 31) - 1, 2**40) < 2**63
     with pytest.raises(ValueError):
         write_timestamp(1 << 31, now)
+
+
+@pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
+def test_a_rebuild_fills_the_detail_of_hours_projected_before_it_existed(
+    ledger_store: LedgerStore, usage_store: UsageStore
+) -> None:
+    # given: an hour projected by a version that wrote SKU rows only (no detail)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ledger_store.append(
+        [
+            event(pulse("p-1", tenant=tenant, amount="1", region="br-se1", resource_id="vm-1")),
+            event(pulse("p-2", tenant=tenant, amount="2", region="br-se1", resource_id="vm-1"), 1),
+            event(pulse("p-3", tenant=tenant, amount="4", region="br-ne1", resource_id="vm-2"), 2),
+        ]
+    )
+    old = derive_hour(ledger_store.events_in_hour(tenant, T0), BILLING_UNIT)
+    usage_store.replace_hour(tenant, T0, old)
+    assert detail_of(usage_store, tenant) == (Decimal(0), 0)
+    # when
+    rebuild(
+        PausedAfterRead(ledger_store, tenant, ("", T0), lambda: None), usage_store, BILLING_UNIT
+    )
+    # then
+    rows = usage_store.usage_detail(tenant, T0, T0 + timedelta(hours=1))
+    assert [(r.region, r.resource_id, r.quantity, r.pulse_count) for r in rows] == [
+        ("br-ne1", "vm-2", Decimal(4), 1),
+        ("br-se1", "vm-1", Decimal(3), 2),
+    ]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from ledger.model import Position
-from projections.hourly import HourlyUsage
+from projections.hourly import HourlyUsage, UsageDetail
 from projections.ports import UsageStore
 
 HOUR = datetime(2026, 10, 31, 23, tzinfo=UTC)  # the last hour of a month
@@ -95,3 +95,127 @@ def test_other_tenants_are_invisible(usage_store: UsageStore) -> None:
     got = usage_store.usage(mine, HOUR, HOUR + timedelta(hours=1))
     # then
     assert got == []
+
+
+# --- detail rows (by region and resource), written with the hour's SKU rows ------------------
+
+
+def detail(
+    tenant: str,
+    hour: datetime,
+    sku: str,
+    quantity: str,
+    *,
+    region: str = "br-se1",
+    resource: str = "vm-1",
+    unit: str = "GB",
+    count: int = 3,
+    reason: str = "",
+) -> UsageDetail:
+    return UsageDetail(
+        tenant_id=tenant,
+        hour=hour,
+        product_sku=sku,
+        unit=unit,
+        region=region,
+        resource_id=resource,
+        quantity=Decimal(quantity),
+        pulse_count=count,
+        position=Position(2, 77),
+        unpriced_reason=reason,
+    )
+
+
+def detail_in(store: UsageStore, t: str, hours: int = 1) -> list[UsageDetail]:
+    return store.usage_detail(t, HOUR, HOUR + timedelta(hours=hours))
+
+
+def test_detail_rows_read_back_exactly_with_empty_region_and_resource(
+    usage_store: UsageStore,
+) -> None:
+    # given: one pulse with neither region nor resource, one of another unit, unpriced
+    t = tenant()
+    rows = [
+        row(t, HOUR, "a", "3", count=3),
+        HourlyUsage(t, HOUR, "a", "furlong", Decimal(2), 1, HOUR, HOUR, Position(0, 1), "why"),
+    ]
+    parts = [
+        detail(t, HOUR, "a", "1.000000000000000001", region="", resource="", count=1),
+        detail(t, HOUR, "a", "2", resource="vm-2", count=2),
+        detail(t, HOUR, "a", "2", unit="furlong", count=1, reason="why"),
+    ]
+    # when
+    usage_store.replace_hour(t, HOUR, rows, parts)
+    # then: ordered by hour, SKU, unit, region, resource
+    assert detail_in(usage_store, t) == parts
+
+
+def test_replacing_an_hour_replaces_its_detail_whole(usage_store: UsageStore) -> None:
+    # given
+    t = tenant()
+    usage_store.replace_hour(
+        t, HOUR, [row(t, HOUR, "a", "2", count=2)], [detail(t, HOUR, "a", "2", count=2)]
+    )
+    # when: derived from more events, now on another resource only
+    newer = [detail(t, HOUR, "a", "5", resource="vm-9", count=4)]
+    usage_store.replace_hour(t, HOUR, [row(t, HOUR, "a", "5", count=4)], newer)
+    # then
+    assert detail_in(usage_store, t) == newer
+
+
+def test_an_older_derivation_arriving_last_changes_no_detail(usage_store: UsageStore) -> None:
+    # given: the hour derived from 4 events
+    t = tenant()
+    newer = [detail(t, HOUR, "a", "3", count=3), detail(t, HOUR, "c", "1", count=1)]
+    usage_store.replace_hour(
+        t, HOUR, [row(t, HOUR, "a", "3", count=3), row(t, HOUR, "c", "1", count=1)], newer
+    )
+    # when: a derivation that read only 2 of them writes after it
+    usage_store.replace_hour(
+        t, HOUR, [row(t, HOUR, "b", "2", count=2)], [detail(t, HOUR, "b", "2", count=2)]
+    )
+    # then
+    assert detail_in(usage_store, t) == newer
+
+
+def test_no_detail_given_leaves_the_stored_detail(usage_store: UsageStore) -> None:
+    # given
+    t = tenant()
+    kept = [detail(t, HOUR, "a", "3")]
+    usage_store.replace_hour(t, HOUR, [row(t, HOUR, "a", "3")], kept)
+    # when: only the SKU rows are written again (e.g. a correction of a stored quantity)
+    usage_store.replace_hour(t, HOUR, [row(t, HOUR, "a", "4")])
+    # then
+    assert detail_in(usage_store, t) == kept
+
+
+def test_detail_ranges_are_half_open_span_days_and_months_and_filter_by_sku(
+    usage_store: UsageStore,
+) -> None:
+    # given: 23:00 of Oct 31 (one day and month) and 00:00 of Nov 1 (the next ones)
+    t, nxt = tenant(), HOUR + timedelta(hours=1)
+    usage_store.replace_hour(
+        t, HOUR, [row(t, HOUR, "a", "1"), row(t, HOUR, "b", "1")],
+        [detail(t, HOUR, "a", "1"), detail(t, HOUR, "b", "1")],
+    )  # fmt: skip
+    usage_store.replace_hour(t, nxt, [row(t, nxt, "a", "2")], [detail(t, nxt, "a", "2")])
+    # when
+    both = usage_store.usage_detail(t, HOUR - timedelta(days=3), nxt + timedelta(hours=1))
+    only_first = usage_store.usage_detail(t, HOUR, nxt)
+    only_second = usage_store.usage_detail(t, nxt, nxt + timedelta(days=2))
+    only_a = usage_store.usage_detail(t, HOUR, nxt + timedelta(hours=1), sku="a")
+    # then
+    assert [(r.hour, r.product_sku) for r in both] == [(HOUR, "a"), (HOUR, "b"), (nxt, "a")]
+    assert [(r.hour, r.product_sku) for r in only_first] == [(HOUR, "a"), (HOUR, "b")]
+    assert [(r.hour, r.product_sku) for r in only_second] == [(nxt, "a")]
+    assert [r.quantity for r in only_a] == [Decimal(1), Decimal(2)]
+
+
+def test_other_tenants_detail_is_invisible(usage_store: UsageStore) -> None:
+    # given
+    mine, other = tenant(), tenant()
+    usage_store.replace_hour(
+        other, HOUR, [row(other, HOUR, "a", "1")], [detail(other, HOUR, "a", "1")]
+    )
+    # when / then
+    assert detail_in(usage_store, mine) == []

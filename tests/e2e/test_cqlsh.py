@@ -13,7 +13,7 @@ import pytest
 
 from ledger.model import LedgerEvent, Position, Pulse
 from ledger.scylla import ScyllaLedgerStore
-from projections.hourly import derive_hour
+from projections.hourly import derive_detail, derive_hour
 from projections.scylla import ScyllaUsageStore
 
 pytestmark = pytest.mark.servers
@@ -57,6 +57,8 @@ def test_readme_queries_answer_in_cqlsh(
                 Decimal(8),
                 "vCPU-hour",
                 HOUR + timedelta(minutes=59),
+                resource_id="vm-7",
+                region="br-se1",
             ),
             Position(4, 1200),
             HOUR + timedelta(hours=1),
@@ -76,15 +78,18 @@ def test_readme_queries_answer_in_cqlsh(
     ]
     ledger.append(events)
     units = {"compute.vcpu": "vCPU-hour", "network.egress": "GB"}
-    usage.replace_hour("acme", HOUR, derive_hour(events, units.get))
+    usage.replace_hour(
+        "acme", HOUR, derive_hour(events, units.get), derive_detail(events, units.get)
+    )
     queries = [q.replace("pulse_ledger.", f"{migrated_keyspace}.") for q in analyst_queries()]
-    assert len(queries) == 3
+    assert len(queries) == 4
 
     # when
-    by_hour, by_id, hourly = (cqlsh(cql_endpoint, q) for q in queries)
+    by_hour, by_id, hourly, detail = (cqlsh(cql_endpoint, q) for q in queries)
 
     # then
     assert "acme-vm-20261127T10" in by_hour and "acme-egress-20261127T10-0" in by_hour
     assert "(2 rows)" in by_hour
     assert "1200" in by_id and "(1 rows)" in by_id
     assert "network.egress" in hourly and "1.5" in hourly and "(2 rows)" in hourly
+    assert "vm-7" in detail and "br-se1" in detail and "(2 rows)" in detail

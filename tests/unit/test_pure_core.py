@@ -26,6 +26,7 @@ PURE_CORE = [
     "ledger.validation",
     "ledger.dedup",
     "projections.hourly",
+    "projections.usage_report",
     "ingestor.core",
     "access.keys",
     "access.verifier",

@@ -88,7 +88,7 @@ def test_usage_rows_carry_exact_decimal_strings(api: Api) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["tenant_id"] == "acme"
-    assert [(r["hour"], r["product_sku"], r["quantity"]) for r in body["rows"]] == [
+    assert [(r["period_start"], r["product_sku"], r["quantity"]) for r in body["rows"]] == [
         ("2024-05-01T10:00:00+00:00", "a.sku", "7"),
         ("2024-05-01T10:00:00+00:00", "network.egress", "12345678.901123456789"),
         ("2024-05-01T11:00:00+00:00", "network.egress", "1.5"),
