@@ -18,11 +18,13 @@ import binascii
 import hashlib
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
 
 from kernel.errors import Invalid
+from ledger.model import from_micros
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 MAX_CURSOR = 1024
@@ -83,3 +85,11 @@ def decode(
     if got_scope != scope:
         raise Invalid("cursor: it belongs to the same list with other filters; start again")
     return tuple(key)
+
+
+def moment(micros: int) -> datetime:
+    """A cursor's time (microseconds since the epoch); Invalid when no datetime has it."""
+    try:
+        return from_micros(micros)
+    except (OverflowError, ValueError, OSError):
+        raise Invalid(_BAD) from None

@@ -20,7 +20,15 @@ from catalog.files import read_catalog
 from kernel.errors import Conflict
 from ledger import codec
 from ledger.model import LedgerEvent, Position, Pulse
-from ledger.ports import ConflictKey, ConflictRecord, LedgerStore, OutgoingRecord, PulseKey, PulseLog, TenantConflictKey
+from ledger.ports import (
+    ConflictKey,
+    ConflictRecord,
+    LedgerStore,
+    OutgoingRecord,
+    PulseKey,
+    PulseLog,
+    TenantConflictKey,
+)
 from ledger.sqlite_store import SQLiteLedgerStore
 from ledger.writer import LedgerWriter, wait_until
 from projections.invoices import Invoicing, writer_commits
