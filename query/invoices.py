@@ -28,6 +28,7 @@ router = APIRouter(tags=["invoices"])
 MAX_INVOICES = 100  # a page of drafts is priced on the spot
 
 Period = Annotated[str, Path(description="billing month YYYY-MM (UTC)", examples=["2026-10"])]
+LineSku = Annotated[str, Path(description="the SKU of the invoice line", examples=["compute.vcpu"])]
 
 
 @router.get("/v1/tenants/{tenant_id}/invoices", response_model=InvoicePage)
@@ -35,7 +36,13 @@ def invoice_list(
     tenant_id: ReadableTenant,
     invoices: Invoices,
     limit: Annotated[
-        int, Query(ge=1, le=MAX_INVOICES, description=f"invoices per page, 1 to {MAX_INVOICES}")
+        int,
+        Query(
+            ge=1,
+            le=MAX_INVOICES,
+            description=f"invoices per page, 1 to {MAX_INVOICES}",
+            examples=[12],
+        ),
     ] = 24,
     cursor: Cursor = None,
 ) -> InvoicePage:
@@ -145,7 +152,7 @@ def invoice_final(
 def line_lineage(
     tenant_id: ReadableTenant,
     period: Period,
-    sku: str,
+    sku: LineSku,
     invoices: Invoices,
     limit: Limit = 100,
     cursor: Cursor = None,

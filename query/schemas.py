@@ -228,7 +228,7 @@ class TenantPage(BaseModel):
 
 
 class DeadLetterResponse(BaseModel):
-    position: str = Field(description="the dead-lettered record's own log position")
+    position: str = Field(description="partition:offset of the record in the pulse log")
     arrival: str
     reason: str
     detail: str
