@@ -190,7 +190,7 @@ def pages(world: World, path: str, who: str = "operator", **params: Any) -> list
     out = []
     cursor = None
     while True:
-        extra = {} if cursor is None else {"cursor": cursor}
+        extra: dict[str, str] = {} if cursor is None else {"cursor": cursor}
         response = world.get(path, who, **params, **extra)
         assert response.status_code == 200, response.text
         out.append(response.json())
