@@ -19,9 +19,7 @@ from storage.cql import execute_all, run_concurrent, text_size, translated, unlo
 # ids per dedup look-up: one request then serves many pulses.
 BATCH_ROWS = 100
 SEEN_CHUNK = 100
-# Rows read per request when a filter (SKU) may drop some, and tenants probed at once by the
-# cross-tenant listings (one small request each, run concurrently).
-SCAN_ROWS = 1000
+# Tenants probed at once by the cross-tenant listings (one small request each, concurrently).
 TENANT_CHUNK = 100
 
 
@@ -82,10 +80,15 @@ class ScyllaLedgerStore:
                 f"SELECT hour FROM {ks}.ledger_hours WHERE tenant_id=? AND hour >= ? AND hour < ? "
                 "LIMIT 1"
             )
-            self._hour_slice = p(
-                f"SELECT {cols} FROM {ks}.pulses_by_hour "
-                "WHERE tenant_id=? AND hour=? AND pulse_id > ? LIMIT ?"
+            # ALLOW FILTERING inside one partition (tenant, hour) only: the server skips the
+            # rows outside the event-time range or of another SKU while it reads the slice,
+            # instead of sending them to be dropped here; never a scan across partitions.
+            page = (
+                f"SELECT {cols} FROM {ks}.pulses_by_hour WHERE tenant_id=? AND hour=? "
+                "AND pulse_id > ? AND occurred_at_us >= ? AND occurred_at_us < ?"
             )
+            self._hour_slice = p(f"{page} LIMIT ? ALLOW FILTERING")
+            self._hour_slice_of_sku = p(f"{page} AND product_sku = ? LIMIT ? ALLOW FILTERING")
             self._tenants_after = p(
                 f"SELECT tenant_id FROM {ks}.ledger_tenants WHERE bucket=0 AND tenant_id > ? "
                 "LIMIT ?"
@@ -216,8 +219,8 @@ class ScyllaLedgerStore:
         after: PulseKey | None = None,
         sku: str | None = None,
     ) -> list[LedgerEvent]:
-        # Hour partitions in clustering order, each read as a slice after the last id; no
-        # stored id is empty, so "" is before every row of an hour.
+        # Hour partitions in clustering order, each read as a slice after the last id (no
+        # stored id is empty, so "" is before every row of an hour); one request per hour.
         first, after_id = after or (hour_of(start), "")
         low, high = to_micros(start), to_micros(end)
         out: list[LedgerEvent] = []
@@ -227,19 +230,13 @@ class ScyllaLedgerStore:
             )
             for hour in (_aware(r.hour) for r in hours):
                 resume = after_id if hour == first else ""
-                while len(out) < limit:
-                    # Without a filter every row read is returned: read no more than needed.
-                    want = limit - len(out) if sku is None else SCAN_ROWS
-                    rows = list(
-                        self._session.execute(self._hour_slice, (tenant_id, hour, resume, want))
-                    )
-                    for row in rows:
-                        wanted = sku is None or row.product_sku == sku
-                        if wanted and low <= row.occurred_at_us < high and len(out) < limit:
-                            out.append(_event(row))
-                    if len(rows) < want:
-                        break  # the hour is read to its end
-                    resume = rows[-1].pulse_id
+                bounds = (tenant_id, hour, resume, low, high)
+                want = limit - len(out)
+                if sku is None:
+                    rows = self._session.execute(self._hour_slice, (*bounds, want))
+                else:
+                    rows = self._session.execute(self._hour_slice_of_sku, (*bounds, sku, want))
+                out.extend(_event(r) for r in rows)
                 if len(out) >= limit:
                     break
         return out
