@@ -35,6 +35,7 @@ LineSku = Annotated[str, Path(description="the SKU of the invoice line", example
 def invoice_list(
     tenant_id: ReadableTenant,
     invoices: Invoices,
+    response: Response,
     limit: Annotated[
         int,
         Query(
@@ -50,7 +51,8 @@ def invoice_list(
     for every month in which the ledger holds usage of the tenant but nothing is finalized
     yet (the running month included). A draft's total is priced when the page is asked for,
     from the hourly-usage projection and the terms in force now; `limit` (at most
-    100) bounds that work."""
+    100) bounds that work. Draft totals change with every pulse: `Cache-Control: no-store`."""
+    response.headers["Cache-Control"] = "no-store"
     after = decode(cursor, "invoices", (str,))
     before = None if after is None else after[0]
     found = invoices.summaries(tenant_id, limit=limit + 1, before=before)

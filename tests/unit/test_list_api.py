@@ -218,6 +218,8 @@ def test_invoices_are_listed_newest_first_with_status_totals_notes_and_hashes(
     # then
     items = [i for page in got for i in page["items"]]
     assert [len(page["items"]) for page in got] == [1, 1, 1]
+    listed = world.get(f"/v1/tenants/{world.acme}/invoices", "acme")
+    assert listed.headers["cache-control"] == "no-store" and "etag" not in listed.headers
     assert items == [
         {
             "period": "2026-11",
