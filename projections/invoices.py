@@ -353,15 +353,12 @@ class Invoicing:
 
     def summaries(
         self, tenant_id: str, *, limit: int, before: str | None = None
-    ) -> list[InvoiceSummary]:
-        """The tenant's invoices of `periods` older than `before`, at most `limit`. A draft is
-        priced now (as `draft`), so `limit` also bounds the pricing work of one call."""
+    ) -> tuple[list[InvoiceSummary], bool]:
+        """The tenant's invoices of `periods` older than `before`, at most `limit`, and whether
+        more follow. A draft is priced now (as `draft`), so `limit` bounds the pricing work."""
+        periods = [p for p in self.periods(tenant_id) if before is None or p < before]
         out: list[InvoiceSummary] = []
-        for period in self.periods(tenant_id):
-            if len(out) == limit:
-                break
-            if before is not None and period >= before:
-                continue
+        for period in periods[:limit]:
             invoice = self._app.invoice(tenant_id, period)
             if invoice is not None:
                 document = json.loads(invoice.document)
@@ -378,7 +375,7 @@ class Invoicing:
             else:
                 draft = self.draft(tenant_id, period)
                 out.append(InvoiceSummary(period, "draft", draft.total, draft.currency, 0, None))
-        return out
+        return out, len(periods) > limit
 
     def finalized(self, tenant_id: str, period: str) -> Any:
         """The finalized Invoice aggregate of the period, or None."""

@@ -55,8 +55,7 @@ def invoice_list(
     response.headers["Cache-Control"] = "no-store"
     after = decode(cursor, "invoices", (str,))
     before = None if after is None else after[0]
-    found = invoices.summaries(tenant_id, limit=limit + 1, before=before)
-    page = found[:limit]
+    page, more = invoices.summaries(tenant_id, limit=limit, before=before)
     items = [
         InvoiceSummary(
             period=s.period,
@@ -68,7 +67,6 @@ def invoice_list(
         )
         for s in page
     ]
-    more = len(found) > limit
     return InvoicePage(
         tenant_id=tenant_id,
         items=items,
