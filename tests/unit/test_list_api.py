@@ -620,3 +620,11 @@ def _has_example(schema: dict[str, Any], operation: dict[str, Any]) -> bool:
         return True
     ref = content["schema"]["$ref"].rsplit("/", 1)[1]
     return "examples" in schema["components"]["schemas"][ref]
+
+
+def test_a_range_over_all_representable_time_reads_like_any_other(world: World) -> None:
+    params = {"start": "0001-01-01T00:00:00Z", "end": "9999-12-31T23:59:59Z", "limit": "1000"}
+    response = world.get(f"/v1/tenants/{world.acme}/pulses", "acme", **params)
+    assert response.status_code == 200, response.text
+    ids = [p["pulse_id"] for p in response.json()["items"]]
+    assert ids == ["s1", *world.october, "n1"]
