@@ -33,6 +33,8 @@ Positions = dict[int, int]  # partition -> greatest offset included
 
 # Each failed attempt means another corrector recorded a note, so this bounds only contention.
 _CORRECTION_ATTEMPTS = 10
+# Pulses per ledger read of `explain`.
+_EXPLAIN_PAGE = 5000
 
 WriterCommits = Callable[[], Mapping[int, int]]
 """The ledger writer group's committed offsets (PulseLog.committed): per partition, the next
@@ -302,27 +304,18 @@ class Invoicing:
         return notes
 
     def explain(self, tenant_id: str, period: str, sku: str) -> list[LineageRow]:
-        """Line -> hourly buckets -> pulse ids -> Kafka partition/offset and arrival time."""
-        start, end = period_bounds(period)
-        out = []
-        for hour in self._ledger.hours(tenant_id):
-            if not start <= hour < end:
-                continue
-            for e in self._ledger.events_in_hour(tenant_id, hour):
-                if e.pulse.product_sku == sku:
-                    out.append(
-                        LineageRow(
-                            hour,
-                            e.pulse.pulse_id,
-                            plain(e.pulse.used_amount),
-                            e.pulse.use_unit,
-                            str(e.position),
-                            e.arrival,
-                        )
-                    )
-        if not out:
-            raise NotFound(f"no usage of {sku} for tenant {tenant_id} in {period}")
-        return sorted(out, key=lambda r: (r.hour, r.pulse_id))
+        """Line -> hourly buckets -> pulse ids -> Kafka partition/offset and arrival time: every
+        page of `lineage`, in (hour, pulse id) order."""
+        rows = self.lineage(tenant_id, period, sku, limit=_EXPLAIN_PAGE)
+        while len(rows) % _EXPLAIN_PAGE == 0:
+            last = rows[-1]
+            more = self.lineage(
+                tenant_id, period, sku, limit=_EXPLAIN_PAGE, after=(last.hour, last.pulse_id)
+            )
+            if not more:
+                break
+            rows += more
+        return rows
 
     def lineage(
         self, tenant_id: str, period: str, sku: str, *, limit: int, after: PulseKey | None = None

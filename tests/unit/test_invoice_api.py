@@ -128,3 +128,23 @@ def test_an_invoice_finalized_before_the_index_existed_is_still_listed(tmp_path:
             "sha256": "e" * 64,
         }
     ]
+
+
+def test_explain_reads_every_page_of_the_lineage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: 7 pulses of the line over two hours, read two at a time
+    monkeypatch.setattr("projections.invoices._EXPLAIN_PAGE", 2)
+    _api, invoicing = client(tmp_path)
+    ledger = SQLiteLedgerStore(tmp_path / "ledger.sqlite")
+    more = [
+        Pulse(
+            f"q{i}", "acme", "compute.vcpu", Decimal(1), "vCPU-hour", HOUR + timedelta(hours=i % 2)
+        )
+        for i in range(6)
+    ]
+    ledger.append([LedgerEvent.of(p, Position(0, 10 + i), HOUR) for i, p in enumerate(more)])
+    # when
+    rows = invoicing.explain("acme", "2026-10", "compute.vcpu")
+    # then: hour, then id; each once
+    assert [r.pulse_id for r in rows] == ["p1", "q0", "q2", "q4", "q1", "q3", "q5"]
