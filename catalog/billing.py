@@ -27,6 +27,7 @@ from catalog.aggregates import (
     Invoice,
     Product,
     contract_id,
+    index_id,
     invoice_id,
     product_id,
 )
@@ -193,14 +194,37 @@ class BillingApp(Application[UUID]):
         found: Invoice | None = self._get(invoice_id(tenant_id, period), Invoice)
         return found
 
+    def invoice_periods(self, tenant_id: str) -> list[str]:
+        """Periods of the tenant's finalized invoices, in the order they were finalized.
+
+        Invoices finalized before this index existed are not in it (Invoicing.summaries
+        finds those from the months with usage)."""
+        index = self._get(_invoice_index_id(tenant_id), Index)
+        return list(index.keys) if index else []
+
     def record_finalized(
         self, tenant_id: str, period: str, document: str, sha256: str, pins: dict[str, Any]
     ) -> Invoice:
         # The id is derived from (tenant, period): a second finalize of the same period fails
-        # on the recorder's version check instead of creating a second invoice.
-        invoice = Invoice(tenant_id, period, document, sha256, pins)
-        self.save(invoice)
-        return invoice
+        # on the recorder's version check instead of creating a second invoice. The invoice
+        # and the tenant's invoice index are saved in one atomic write; a refusal caused only
+        # by the index (another period of the tenant finalized meanwhile) is tried again.
+        for _attempt in range(_INDEX_ATTEMPTS):
+            invoice = Invoice(tenant_id, period, document, sha256, pins)
+            kind = f"invoices:{tenant_id}"
+            index = self._index(_invoice_index_id(tenant_id), kind)
+            index.add(period)
+            try:
+                self.save(invoice, index)
+            except Conflict:
+                if self.invoice(tenant_id, period) is not None:
+                    raise
+                continue
+            return invoice
+        raise Unavailable(
+            f"invoice of {tenant_id} for {period}: other periods kept being finalized first "
+            f"({_INDEX_ATTEMPTS} attempts); try again"
+        )
 
     def record_correction(self, invoice: Invoice, note: CorrectionNote) -> None:
         """Records `note` on `invoice` as of the version it was read at: if another note was
@@ -229,6 +253,13 @@ class BillingApp(Application[UUID]):
             return None
         assert isinstance(found, kind), f"{key} is a {type(found).__name__}, not {kind.__name__}"
         return found
+
+
+_INDEX_ATTEMPTS = 10
+
+
+def _invoice_index_id(tenant_id: str) -> UUID:
+    return index_id(f"invoices:{tenant_id}")
 
 
 def _some(names: list[str], shown: int = 5) -> str:

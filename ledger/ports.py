@@ -112,6 +112,13 @@ class LogHistory(Protocol):
 # (pulse_id, partition, offset): where a conflict sits in the order conflicts are listed in.
 ConflictKey = tuple[str, int, int]
 
+# (tenant_id, pulse_id, partition, offset): the same across tenants, tenant first.
+TenantConflictKey = tuple[str, str, int, int]
+
+# (UTC hour of event time, pulse_id): the order pulses are listed in, which is the clustering
+# order of the CQL table pulses_by_hour, so a page is a slice of one partition after another.
+PulseKey = tuple[datetime, str]
+
 
 @dataclass(frozen=True, slots=True)
 class ConflictRecord:
@@ -158,6 +165,36 @@ class LedgerStore(Protocol):
     ) -> list[ConflictRecord]:
         """Recorded conflicts of the tenant ordered by ConflictKey (pulse id in UTF-8 byte
         order, then position), only those after `after`, at most `limit` of them."""
+        ...
+
+    def pulses(
+        self,
+        tenant_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        limit: int,
+        after: PulseKey | None = None,
+        sku: str | None = None,
+    ) -> list[LedgerEvent]:
+        """Events of the tenant with start <= event time < end (and of `sku` when given),
+        ordered by PulseKey (hour, then pulse id in UTF-8 byte order), only those after
+        `after`, at most `limit`. Events appended meanwhile never move the ones already
+        stored, so paging by the last key lists each of those exactly once."""
+        ...
+
+    def tenants_between(
+        self, start: datetime, end: datetime, *, limit: int, after: str | None = None
+    ) -> list[str]:
+        """Tenants with at least one event in a UTC hour h with start <= h < end, in UTF-8
+        byte order of the id, only those after `after`, at most `limit`."""
+        ...
+
+    def all_conflicts(
+        self, *, limit: int, after: TenantConflictKey | None = None
+    ) -> list[ConflictRecord]:
+        """Recorded conflicts of every tenant ordered by TenantConflictKey (tenant id, then
+        as `conflicts`), only those after `after`, at most `limit`."""
         ...
 
     def close(self) -> None: ...

@@ -12,13 +12,15 @@ from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
 
 from ledger.model import LedgerEvent, Position, Pulse, from_micros, hour_of, to_micros
-from ledger.ports import ConflictKey, ConflictRecord
+from ledger.ports import ConflictKey, ConflictRecord, PulseKey, TenantConflictKey
 from storage.cql import execute_all, run_concurrent, text_size, translated, unlogged_batches
 
 # Rows per unlogged batch (each batch also stays under storage.cql.BATCH_BYTES), and pulse
 # ids per dedup look-up: one request then serves many pulses.
 BATCH_ROWS = 100
 SEEN_CHUNK = 100
+# Tenants probed at once by the cross-tenant listings (one small request each, concurrently).
+TENANT_CHUNK = 100
 
 
 class ScyllaLedgerStore:
@@ -71,6 +73,26 @@ class ScyllaLedgerStore:
                 "WHERE tenant_id=? AND hour=? AND pulse_id=?"
             )
             self._hours = p(f"SELECT hour FROM {ks}.ledger_hours WHERE tenant_id=?")
+            self._hours_between = p(
+                f"SELECT hour FROM {ks}.ledger_hours WHERE tenant_id=? AND hour >= ? AND hour < ?"
+            )
+            self._any_hour_between = p(
+                f"SELECT hour FROM {ks}.ledger_hours WHERE tenant_id=? AND hour >= ? AND hour < ? "
+                "LIMIT 1"
+            )
+            # ALLOW FILTERING inside one partition (tenant, hour) only: the server skips the
+            # rows outside the event-time range or of another SKU while it reads the slice,
+            # instead of sending them to be dropped here; never a scan across partitions.
+            page = (
+                f"SELECT {cols} FROM {ks}.pulses_by_hour WHERE tenant_id=? AND hour=? "
+                "AND pulse_id > ? AND occurred_at_us >= ? AND occurred_at_us < ?"
+            )
+            self._hour_slice = p(f"{page} LIMIT ? ALLOW FILTERING")
+            self._hour_slice_of_sku = p(f"{page} AND product_sku = ? LIMIT ? ALLOW FILTERING")
+            self._tenants_after = p(
+                f"SELECT tenant_id FROM {ks}.ledger_tenants WHERE bucket=0 AND tenant_id > ? "
+                "LIMIT ?"
+            )
             self._tenants = p(f"SELECT tenant_id FROM {ks}.ledger_tenants WHERE bucket=0")
             self._conflicts = p(
                 "SELECT tenant_id, pulse_id, product_sku, used_amount, use_unit, occurred_at_us, "
@@ -186,6 +208,84 @@ class ScyllaLedgerStore:
         with translated("reading conflicts"):
             rows = self._session.execute(self._conflicts, (tenant_id, *start, count))
             return [ConflictRecord(_event(r), r.existing_hash) for r in rows]
+
+    def pulses(
+        self,
+        tenant_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        limit: int,
+        after: PulseKey | None = None,
+        sku: str | None = None,
+    ) -> list[LedgerEvent]:
+        # Hour partitions in clustering order, each read as a slice after the last id (no
+        # stored id is empty, so "" is before every row of an hour); one request per hour.
+        first, after_id = after or (hour_of(start), "")
+        low, high = to_micros(start), to_micros(end)
+        out: list[LedgerEvent] = []
+        with translated(f"reading pulses of {tenant_id}"):
+            hours = self._session.execute(
+                self._hours_between, (tenant_id, max(first, hour_of(start)), end)
+            )
+            for hour in (_aware(r.hour) for r in hours):
+                resume = after_id if hour == first else ""
+                bounds = (tenant_id, hour, resume, low, high)
+                want = limit - len(out)
+                if sku is None:
+                    rows = self._session.execute(self._hour_slice, (*bounds, want))
+                else:
+                    rows = self._session.execute(self._hour_slice_of_sku, (*bounds, sku, want))
+                out.extend(_event(r) for r in rows)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def tenants_between(
+        self, start: datetime, end: datetime, *, limit: int, after: str | None = None
+    ) -> list[str]:
+        # ledger_tenants in id order, a chunk at a time; each tenant of a chunk is asked
+        # concurrently for one hour in the range.
+        found: list[str] = []
+        last = after or ""
+        with translated("listing tenants with usage"):
+            while len(found) < limit:
+                chunk = [
+                    r.tenant_id
+                    for r in self._session.execute(self._tenants_after, (last, TENANT_CHUNK))
+                ]
+                if not chunk:
+                    break
+                probes = [(t, start, end) for t in chunk]
+                results = run_concurrent(self._session, self._any_hour_between, probes)
+                found.extend(t for t, rows in zip(chunk, results, strict=True) if list(rows))
+                last = chunk[-1]
+        return found[:limit]
+
+    def all_conflicts(
+        self, *, limit: int, after: TenantConflictKey | None = None
+    ) -> list[ConflictRecord]:
+        # A conflict's tenant always has its first pulse in the ledger, so ledger_tenants
+        # lists every tenant that can have conflicts.
+        out: list[ConflictRecord] = []
+        last = ""
+        if after is not None:
+            last = after[0]
+            out = self.conflicts(after[0], after=after[1:], limit=limit)
+        with translated("reading conflicts of every tenant"):
+            while len(out) < limit:
+                chunk = [
+                    r.tenant_id
+                    for r in self._session.execute(self._tenants_after, (last, TENANT_CHUNK))
+                ]
+                if not chunk:
+                    break
+                need = limit - len(out)
+                probes = [(t, "", -1, -1, need) for t in chunk]
+                for rows in run_concurrent(self._session, self._conflicts, probes):
+                    out.extend(ConflictRecord(_event(r), r.existing_hash) for r in rows)
+                last = chunk[-1]
+        return out[:limit]
 
     def close(self) -> None:
         pass  # the session belongs to the process's CqlConnection (storage.cql), closed once

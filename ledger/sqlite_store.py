@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from ledger.model import LedgerEvent, Position, Pulse, from_micros, hour_of, to_micros
-from ledger.ports import ConflictKey, ConflictRecord
+from ledger.ports import ConflictKey, ConflictRecord, PulseKey, TenantConflictKey
 from storage.sqlite import SQLiteDb
 
 _SCHEMA = """
@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS pulses (
   source TEXT NOT NULL, attributes TEXT NOT NULL, payload_hash TEXT NOT NULL,
   log_partition INTEGER NOT NULL, log_offset INTEGER NOT NULL, arrival_us INTEGER NOT NULL,
   PRIMARY KEY (tenant_id, pulse_id));
-CREATE INDEX IF NOT EXISTS pulses_by_hour ON pulses (tenant_id, hour_us);
+CREATE INDEX IF NOT EXISTS pulses_by_hour_id ON pulses (tenant_id, hour_us, pulse_id);
+DROP INDEX IF EXISTS pulses_by_hour;
 CREATE TABLE IF NOT EXISTS conflicts (
   tenant_id TEXT NOT NULL, pulse_id TEXT NOT NULL, log_partition INTEGER NOT NULL,
   log_offset INTEGER NOT NULL, payload_hash TEXT NOT NULL, existing_hash TEXT NOT NULL,
@@ -157,6 +158,60 @@ class SQLiteLedgerStore:
             "AND (pulse_id, log_partition, log_offset) > (?, ?, ?) "
             "ORDER BY pulse_id, log_partition, log_offset LIMIT ?",
             (tenant_id, *start, -1 if limit is None else limit),
+        )
+        return [ConflictRecord(_event(json.loads(str(ev))), str(h)) for ev, h in rows]
+
+    def pulses(
+        self,
+        tenant_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        limit: int,
+        after: PulseKey | None = None,
+        sku: str | None = None,
+    ) -> list[LedgerEvent]:
+        # The hour bounds let the (tenant_id, hour_us, pulse_id) index answer in key order;
+        # the event-time bounds cut the first and last hour when start or end is inside one.
+        hour, pulse_id = after or (hour_of(start), "")
+        sql = (
+            f"SELECT {_COLUMNS} FROM pulses WHERE tenant_id = ? AND hour_us >= ? AND hour_us < ? "
+            "AND occurred_at_us >= ? AND occurred_at_us < ? AND (hour_us, pulse_id) > (?, ?)"
+        )
+        args: list[object] = [
+            tenant_id,
+            to_micros(hour_of(start)),
+            to_micros(end),
+            to_micros(start),
+            to_micros(end),
+            to_micros(hour),
+            pulse_id,
+        ]
+        if sku is not None:
+            sql += " AND product_sku = ?"
+            args.append(sku)
+        rows = self._db.query(sql + " ORDER BY hour_us, pulse_id LIMIT ?", [*args, limit])
+        return [_event(r) for r in rows]
+
+    def tenants_between(
+        self, start: datetime, end: datetime, *, limit: int, after: str | None = None
+    ) -> list[str]:
+        rows = self._db.query(
+            "SELECT DISTINCT tenant_id FROM pulses WHERE tenant_id > ? "
+            "AND hour_us >= ? AND hour_us < ? ORDER BY tenant_id LIMIT ?",
+            (after or "", to_micros(start), to_micros(end), limit),
+        )
+        return [str(r[0]) for r in rows]
+
+    def all_conflicts(
+        self, *, limit: int, after: TenantConflictKey | None = None
+    ) -> list[ConflictRecord]:
+        start = after or ("", "", -1, -1)
+        rows = self._db.query(
+            "SELECT event, existing_hash FROM conflicts "
+            "WHERE (tenant_id, pulse_id, log_partition, log_offset) > (?, ?, ?, ?) "
+            "ORDER BY tenant_id, pulse_id, log_partition, log_offset LIMIT ?",
+            (*start, limit),
         )
         return [ConflictRecord(_event(json.loads(str(ev))), str(h)) for ev, h in rows]
 

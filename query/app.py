@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -15,7 +12,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from access.keys import Role
 from access.verifier import KeyVerifier
-from catalog.invoice import canonical_json
 from kernel.decimals import plain
 from kernel.errors import Forbidden, Invalid, NotFound, Unavailable
 from ledger.model import LedgerEvent
@@ -26,17 +22,13 @@ from projections.ports import UsageStore
 from query.errors import ERROR_RESPONSES, document_problems, register_error_handlers
 from query.operations import OperatorTools
 from query.operations import router as operator_router
+from query.paging import DEFAULT_PAGE, Cursor, Limit, decode, encode
 from query.schemas import (
     ConflictPage,
     ConflictResponse,
-    LineageHour,
-    LineagePulse,
-    LineageResponse,
     PulseResponse,
 )
 from query.ui import router as ui_router
-
-DEFAULT_PAGE, MAX_PAGE = 100, 1000
 
 
 def _ledger(request: Request) -> LedgerStore:
@@ -95,24 +87,6 @@ def _utc(value: datetime, name: str) -> datetime:
         raise Invalid(
             f"{name}: {value.isoformat()} is outside the representable range once in UTC"
         ) from None
-
-
-def _cursor(key: ConflictKey) -> str:
-    """An opaque page cursor (clients pass it back unchanged)."""
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
-
-
-def _after(cursor: str | None) -> ConflictKey | None:
-    if cursor is None:
-        return None
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        pulse_id, partition, offset = decoded
-        if isinstance(pulse_id, str) and type(partition) is int and type(offset) is int:
-            return pulse_id, partition, offset
-    except (ValueError, TypeError, binascii.Error):
-        pass
-    raise Invalid("cursor: not a cursor this API returned (pass next_cursor back unchanged)")
 
 
 def _pulse(event: LedgerEvent) -> PulseResponse:
@@ -180,10 +154,14 @@ def create_app(
     app.state.operator_tools = operator_tools
     app.include_router(operator_router)
     app.include_router(ui_router)
-    # Imported here: the export routes use this module's key and invoicing dependencies.
+    # Imported here: these routes use this module's key, ledger and invoicing dependencies.
     from query.exports import router as exports_router
+    from query.invoices import router as invoices_router
+    from query.pulses import router as pulses_router
 
     app.include_router(exports_router)
+    app.include_router(invoices_router)
+    app.include_router(pulses_router)
     app.state.health = health
 
     # The usage route (query/usage.py) uses this module's key and store dependencies too.
@@ -201,53 +179,6 @@ def create_app(
         """200 when every role of this process is ready; 503 if one is starting, restarting,
         dead or stuck (no loop iteration for longer than the threshold). JSON per role."""
         return JSONResponse(report, status_code=200 if report["ready"] else 503)
-
-    @app.get("/v1/tenants/{tenant_id}/invoices/{period}/draft")
-    def invoice_draft(tenant_id: ReadableTenant, period: str, invoices: Invoices) -> dict[str, Any]:
-        """The live draft: hourly usage priced with the terms in force now (exact strings)."""
-        draft = invoices.draft(tenant_id, period)
-        document: dict[str, Any] = json.loads(canonical_json(draft))
-        return document
-
-    @app.get("/v1/tenants/{tenant_id}/invoices/{period}")
-    def invoice_final(tenant_id: ReadableTenant, period: str, invoices: Invoices) -> dict[str, Any]:
-        """The finalized invoice with its SHA-256 and any correction notes since."""
-        invoice = invoices.finalized(tenant_id, period)
-        if invoice is None:
-            raise NotFound(f"no finalized invoice of {tenant_id!r} for {period!r}")
-        return {
-            "invoice": json.loads(invoice.document),
-            "sha256": invoice.sha256,
-            "pins": invoice.pins,
-            "corrections": [note.summary() for note in invoice.notes()],
-        }
-
-    @app.get(
-        "/v1/tenants/{tenant_id}/invoices/{period}/lines/{sku}/lineage",
-        response_model=LineageResponse,
-    )
-    def line_lineage(
-        tenant_id: ReadableTenant, period: str, sku: str, invoices: Invoices
-    ) -> LineageResponse:
-        """A line's hourly buckets -> pulse ids -> Kafka (partition, offset) and arrival time,
-        read from the ledger (as `pulse invoice explain`); 404 when the SKU has no usage."""
-        hours: dict[str, list[LineagePulse]] = {}
-        for row in invoices.explain(tenant_id, period, sku):
-            hours.setdefault(row.hour.isoformat(), []).append(
-                LineagePulse(
-                    pulse_id=row.pulse_id,
-                    quantity=row.quantity,
-                    unit=row.unit,
-                    ledger_position=row.position,
-                    arrival=row.arrival.isoformat(),
-                )
-            )
-        return LineageResponse(
-            tenant_id=tenant_id,
-            period=period,
-            sku=sku,
-            hours=[LineageHour(hour=h, pulses=p) for h, p in hours.items()],
-        )
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -273,11 +204,12 @@ def create_app(
     def conflicts(
         tenant_id: ReadableTenant,
         store: Ledger,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
-        cursor: Annotated[str | None, Query(max_length=1024)] = None,
+        limit: Limit = DEFAULT_PAGE,
+        cursor: Cursor = None,
     ) -> ConflictPage:
         """Conflicts in pulse-id order, a page at a time (follow next_cursor)."""
-        found = store.conflicts(tenant_id, after=_after(cursor), limit=limit + 1)
+        after: ConflictKey | None = decode(cursor, "conflicts", (str, int, int))
+        found = store.conflicts(tenant_id, after=after, limit=limit + 1)
         page, more = found[:limit], len(found) > limit
         last = page[-1].event if page else None
         items = [
@@ -293,9 +225,12 @@ def create_app(
         ]
         next_cursor = None
         if more and last is not None:
-            next_cursor = _cursor(
-                (last.pulse.pulse_id, last.position.partition, last.position.offset)
-            )
+            key: list[str | int] = [
+                last.pulse.pulse_id,
+                last.position.partition,
+                last.position.offset,
+            ]
+            next_cursor = encode("conflicts", key)
         return ConflictPage(items=items, next_cursor=next_cursor)
 
     return app

@@ -193,3 +193,200 @@ class LineageResponse(BaseModel):
     period: str
     sku: str
     hours: list[LineageHour]
+
+
+def _examples(*examples: Any) -> ConfigDict:
+    """A model config whose examples show up in the OpenAPI document."""
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
+_PULSE_EXAMPLE: dict[str, Any] = {
+    "tenant_id": "acme",
+    "pulse_id": "vm-42-2026-10-07T09:00",
+    "product_sku": "compute.vcpu",
+    "used_amount": "2",
+    "use_unit": "vCPU-hour",
+    "occurred_at": "2026-10-07T09:00:00+00:00",
+    "arrival": "2026-10-07T09:00:01.250000+00:00",
+    "ledger_position": "1:1042",
+    "payload_hash": "9f2c…",
+}
+_CURSOR_EXAMPLE = "WyJwdWxzZXMiLCI0ZjM…"
+
+
+class PulsePage(BaseModel):
+    """Raw ledger rows of a tenant, ordered by (UTC hour of event time, pulse id)."""
+
+    model_config = _examples(
+        {
+            "tenant_id": "acme",
+            "start": "2026-10-07T00:00:00+00:00",
+            "end": "2026-10-08T00:00:00+00:00",
+            "sku": None,
+            "items": [_PULSE_EXAMPLE],
+            "next_cursor": _CURSOR_EXAMPLE,
+        }
+    )
+
+    tenant_id: str
+    start: str
+    end: str
+    sku: str | None
+    items: list[PulseResponse]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class InvoiceSummary(BaseModel):
+    period: str = Field(description="billing month YYYY-MM (UTC)")
+    status: str = Field(description="`draft` (live, changes with usage) or `finalized`")
+    total: str = Field(description="exact decimal; a finalized invoice's total before notes")
+    currency: str
+    notes: int = Field(description="correction notes recorded since finalization")
+    sha256: str | None = Field(description="of the finalized document; null for a draft")
+
+
+class InvoicePage(BaseModel):
+    """A tenant's invoices, newest period first."""
+
+    model_config = _examples(
+        {
+            "tenant_id": "acme",
+            "items": [
+                {
+                    "period": "2026-11",
+                    "status": "draft",
+                    "total": "12.5",
+                    "currency": "BRL",
+                    "notes": 0,
+                    "sha256": None,
+                },
+                {
+                    "period": "2026-10",
+                    "status": "finalized",
+                    "total": "4.5",
+                    "currency": "BRL",
+                    "notes": 1,
+                    "sha256": "3b1f…",
+                },
+            ],
+            "next_cursor": None,
+        }
+    )
+
+    tenant_id: str
+    items: list[InvoiceSummary]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class LineagePage(LineageResponse):
+    """A page of an invoice line's lineage: pulses in (hour, pulse id) order, grouped by hour
+    (an hour may continue on the next page)."""
+
+    model_config = _examples(
+        {
+            "tenant_id": "acme",
+            "period": "2026-10",
+            "sku": "compute.vcpu",
+            "hours": [
+                {
+                    "hour": "2026-10-07T09:00:00+00:00",
+                    "pulses": [
+                        {
+                            "pulse_id": "vm-42-2026-10-07T09:00",
+                            "quantity": "2",
+                            "unit": "vCPU-hour",
+                            "ledger_position": "1:1042",
+                            "arrival": "2026-10-07T09:00:01.250000+00:00",
+                        }
+                    ],
+                }
+            ],
+            "next_cursor": _CURSOR_EXAMPLE,
+        }
+    )
+
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class TenantPage(BaseModel):
+    """Tenants with at least one pulse (event time) in the period, by tenant id."""
+
+    model_config = _examples(
+        {"period": "2026-10", "items": ["acme", "globex"], "next_cursor": _CURSOR_EXAMPLE}
+    )
+
+    period: str
+    items: list[str]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class DeadLetterResponse(BaseModel):
+    position: str = Field(description="partition:offset of the record in the pulse log")
+    arrival: str
+    reason: str
+    detail: str
+    key: str
+    value_head: str = Field(description="first 48 bytes of the record, hex")
+
+
+class DeadLetterPage(BaseModel):
+    """Dead-lettered records by arrival, then origin position and reason."""
+
+    model_config = _examples(
+        {
+            "items": [
+                {
+                    "position": "0:17",
+                    "arrival": "2026-10-07T09:00:01.250000+00:00",
+                    "reason": "conflict",
+                    "detail": "pulse id p-1 reused with another payload",
+                    "key": "acme",
+                    "value_head": "0a0470...",
+                }
+            ],
+            "next_cursor": None,
+        }
+    )
+
+    items: list[DeadLetterResponse]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class TenantConflict(ConflictResponse):
+    tenant_id: str
+
+
+class TenantConflictPage(BaseModel):
+    """Conflicts of every tenant, by tenant id, pulse id and position."""
+
+    model_config = _examples(
+        {
+            "items": [
+                {
+                    "tenant_id": "acme",
+                    "pulse_id": "p-1",
+                    "ledger_position": "0:8",
+                    "payload_hash": "77ac…",
+                    "existing_hash": "9f2c…",
+                    "used_amount": "2.5",
+                    "occurred_at": "2026-10-07T09:00:00+00:00",
+                }
+            ],
+            "next_cursor": None,
+        }
+    )
+
+    items: list[TenantConflict]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )

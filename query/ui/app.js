@@ -128,15 +128,22 @@ async function showLineage(tenant, period, sku) {
   body.replaceChildren(node("p", `Loading the lineage of ${sku}…`));
   section.hidden = false;
   try {
-    const lineage = await api(
-      `/v1/tenants/${enc(tenant)}/invoices/${enc(period)}/lines/${enc(sku)}/lineage`);
-    body.replaceChildren(node("p", `${sku} in ${period}: hour → pulse → Kafka position and arrival`));
+    const path = `/v1/tenants/${enc(tenant)}/invoices/${enc(period)}/lines/${enc(sku)}/lineage`;
     const rows = [];
-    for (const hour of lineage.hours) {
-      for (const p of hour.pulses) {
-        rows.push([hour.hour, p.pulse_id, `${p.quantity} ${p.unit}`, p.ledger_position, p.arrival]);
+    // A page at a time, following next_cursor (bounded: the table is for reading, not export).
+    let cursor = null;
+    for (let page = 0; page < 20; page++) {
+      const query = cursor === null ? "?limit=1000" : `?limit=1000&cursor=${enc(cursor)}`;
+      const lineage = await api(path + query);
+      for (const hour of lineage.hours) {
+        for (const p of hour.pulses) {
+          rows.push([hour.hour, p.pulse_id, `${p.quantity} ${p.unit}`, p.ledger_position, p.arrival]);
+        }
       }
+      cursor = lineage.next_cursor;
+      if (cursor === null) break;
     }
+    body.replaceChildren(node("p", `${sku} in ${period}: hour → pulse → Kafka position and arrival`));
     const t = table(["hour (UTC)", "pulse id", "quantity", "partition:offset", "arrival"], rows);
     t.id = "lineage-table";
     body.append(t);

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from ledger.model import LedgerEvent, Position, Pulse
-from ledger.ports import ConflictRecord, LedgerStore
+from ledger.ports import ConflictRecord, LedgerStore, PulseKey, TenantConflictKey
 
 HOUR = datetime(2026, 10, 5, 14, tzinfo=UTC)
 ARRIVAL = datetime(2026, 10, 5, 15, 0, 1, 250000, tzinfo=UTC)  # millisecond precision
@@ -153,3 +154,146 @@ def test_conflicts_page_in_pulse_id_order_without_gaps_or_repeats(
         key=lambda c: (c.event.pulse.pulse_id.encode(), c.event.position.offset),
     )
     assert read == expected
+
+
+def pulse_at(
+    tenant_id: str, pulse_id: str, at: datetime, sku: str = "storage.block", offset: int = 0
+) -> LedgerEvent:
+    pulse = Pulse(pulse_id, tenant_id, sku, Decimal(1), "GB-hour", at)
+    return LedgerEvent.of(pulse, Position(0, offset), ARRIVAL)
+
+
+def read_all(
+    store: LedgerStore,
+    t: str,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    sku: str | None = None,
+    between_pages: Callable[[PulseKey], None] | None = None,
+) -> list[list[str]]:
+    """Pages of pulse ids, each read after the last key of the previous one."""
+    pages: list[list[str]] = []
+    after: PulseKey | None = None
+    while True:
+        page = store.pulses(t, start, end, limit=limit, after=after, sku=sku)
+        if not page:
+            return pages
+        pages.append([e.pulse.pulse_id for e in page])
+        after = (page[-1].hour, page[-1].pulse.pulse_id)
+        if between_pages is not None:
+            between_pages(after)
+        assert len(pages) < 1000, "paging never ends"
+
+
+def test_pulses_of_a_range_come_by_hour_then_id_bytes_cut_at_event_time(
+    ledger_store: LedgerStore,
+) -> None:
+    # given: ids whose UTF-8 byte order differs from their code-point-insensitive look
+    t = tenant()
+    h0, h1, h2 = HOUR, HOUR + timedelta(hours=1), HOUR + timedelta(hours=2)
+    ledger_store.append(
+        [
+            pulse_at(t, "before-start", h0 + timedelta(minutes=10)),
+            pulse_at(t, "b", h0 + timedelta(minutes=30)),
+            pulse_at(t, "é", h0 + timedelta(minutes=31)),
+            pulse_at(t, "Z", h0 + timedelta(minutes=59)),
+            pulse_at(t, "a", h1 + timedelta(minutes=5), sku="network.egress"),
+            pulse_at(t, "c", h1 + timedelta(minutes=6)),
+            pulse_at(t, "at-end", h2),
+            pulse_at(tenant(), "other-tenant", h1),
+        ]
+    )
+    # when: from h0:20 (inside the first hour) to h2 (exclusive), two at a time
+    pages = read_all(ledger_store, t, h0 + timedelta(minutes=20), h2, limit=2)
+    only_block = read_all(ledger_store, t, h0, h2 + timedelta(hours=1), 10, "storage.block")
+    # then: hour first, then bytes of the id ("Z" < "b" < "é"); end exclusive
+    assert pages == [["Z", "b"], ["é", "a"], ["c"]]
+    assert only_block == [["Z", "b", "before-start", "é", "c", "at-end"]]
+
+
+def test_paging_pulses_while_the_writer_appends_lists_each_stored_one_once(
+    ledger_store: LedgerStore,
+) -> None:
+    # given: 40 pulses over two hours
+    t = tenant()
+    h0, h1 = HOUR, HOUR + timedelta(hours=1)
+    stored = [pulse_at(t, f"m{i:02d}", h0 + timedelta(minutes=i)) for i in range(20)]
+    stored += [pulse_at(t, f"m{i:02d}", h1 + timedelta(minutes=i)) for i in range(20, 40)]
+    ledger_store.append(stored)
+    added = iter(range(8))  # the writer keeps up with the reader for 8 pages, then stops
+
+    def append_around(cursor: PulseKey) -> None:
+        # after a page: new pulses in the hour being paged, with ids before and after the
+        # cursor, in the next hour and in an hour before the range
+        hour, _ = cursor
+        n = next(added, None)
+        if n is None:
+            return
+        ledger_store.append(
+            [
+                pulse_at(t, f"a{n:03d}", hour + timedelta(minutes=1)),
+                pulse_at(t, f"z{n:03d}", hour + timedelta(minutes=2)),
+                pulse_at(t, f"n{n:03d}", h1 + timedelta(minutes=3)),
+                pulse_at(t, f"e{n:03d}", h0 - timedelta(minutes=1)),
+            ]
+        )
+
+    # when
+    pages = read_all(ledger_store, t, h0, h1 + timedelta(hours=1), 7, between_pages=append_around)
+    # then: every pulse stored before paging began exactly once, in order
+    seen = [pid for page in pages for pid in page]
+    before = [e.pulse.pulse_id for e in stored]
+    assert [pid for pid in seen if pid.startswith("m")] == before
+    assert len(seen) == len(set(seen))
+
+
+def test_tenants_between_lists_those_with_usage_in_the_hours_paged(
+    ledger_store: LedgerStore,
+) -> None:
+    # given: a month no other test uses; one tenant just before and one just after it
+    month = datetime(2031, 3, 1, tzinfo=UTC)
+    after_month = datetime(2031, 4, 1, tzinfo=UTC)
+    inside = sorted(f"{tenant()}-{n}" for n in range(5))
+    for n, t in enumerate(inside):
+        ledger_store.append([pulse_at(t, "p", month + timedelta(days=n, hours=n))])
+    early, late = tenant(), tenant()
+    ledger_store.append([pulse_at(early, "p", month - timedelta(minutes=1))])
+    ledger_store.append([pulse_at(late, "p", after_month)])
+    # when: two at a time
+    found: list[str] = []
+    after: str | None = None
+    while page := ledger_store.tenants_between(month, after_month, limit=2, after=after):
+        assert len(page) <= 2
+        found.extend(page)
+        after = page[-1]
+    # then
+    assert [t for t in found if t in {*inside, early, late}] == inside
+    assert found == sorted(found, key=str.encode)
+
+
+def test_conflicts_of_every_tenant_page_by_tenant_then_id(ledger_store: LedgerStore) -> None:
+    # given: conflicts of three tenants
+    mine = sorted(tenant() for _ in range(3))
+    records = []
+    for t in mine:
+        kept = event(t, "kept")
+        ledger_store.append([kept])
+        for i, pid in enumerate(["b", "a", "c"]):
+            records.append(ConflictRecord(event(t, pid, offset=50 + i), kept.payload_hash))
+    ledger_store.record_conflicts(records)
+    # when: two at a time across the whole store (other tests' tenants included)
+    read: list[ConflictRecord] = []
+    after: TenantConflictKey | None = None
+    while page := ledger_store.all_conflicts(limit=2, after=after):
+        assert len(page) <= 2
+        read.extend(page)
+        e = page[-1].event
+        after = (e.pulse.tenant_id, e.pulse.pulse_id, e.position.partition, e.position.offset)
+    # then: tenant, then id; each once
+    keys = [
+        (c.event.pulse.tenant_id, c.event.pulse.pulse_id, c.event.position.offset) for c in read
+    ]
+    assert len(keys) == len(set(keys))
+    assert [k[:2] for k in keys if k[0] in mine] == [(t, pid) for t in mine for pid in "abc"]
+    assert keys == sorted(keys, key=lambda k: (k[0].encode(), k[1].encode(), k[2]))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ledger.model import LedgerEvent
-from ledger.ports import ConflictKey, ConflictRecord, LedgerStore
+from ledger.ports import ConflictKey, ConflictRecord, LedgerStore, PulseKey, TenantConflictKey
 from ledger.scylla import ScyllaLedgerStore
 from projections.hourly import derive_hour
 from projections.ports import UsageStore
@@ -77,6 +77,28 @@ class PausedAfterRead:
         self, tenant_id: str, after: ConflictKey | None = None, limit: int | None = None
     ) -> list[ConflictRecord]:
         return self._inner.conflicts(tenant_id, after, limit)
+
+    def pulses(
+        self,
+        tenant_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        limit: int,
+        after: PulseKey | None = None,
+        sku: str | None = None,
+    ) -> list[LedgerEvent]:
+        return self._inner.pulses(tenant_id, start, end, limit=limit, after=after, sku=sku)
+
+    def tenants_between(
+        self, start: datetime, end: datetime, *, limit: int, after: str | None = None
+    ) -> list[str]:
+        return self._inner.tenants_between(start, end, limit=limit, after=after)
+
+    def all_conflicts(
+        self, *, limit: int, after: TenantConflictKey | None = None
+    ) -> list[ConflictRecord]:
+        return self._inner.all_conflicts(limit=limit, after=after)
 
     def close(self) -> None:
         pass

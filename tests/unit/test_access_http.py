@@ -38,6 +38,8 @@ ROUTES = {
     "draft": "/v1/tenants/{t}/invoices/2026-10/draft",
     "invoice": "/v1/tenants/{t}/invoices/2026-10",
     "lineage": "/v1/tenants/{t}/invoices/2026-10/lines/compute.vcpu/lineage",
+    "invoice list": "/v1/tenants/{t}/invoices",
+    "pulse page": "/v1/tenants/{t}/pulses?start=2026-10-07T00:00:00Z&end=2026-10-08T00:00:00Z",
 }
 COST = 2**10  # scrypt cost of the test keys: the same code, a faster hash
 

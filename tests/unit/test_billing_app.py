@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,3 +93,64 @@ def test_a_product_in_another_currency_than_the_recorded_catalog_is_refused(
     assert "USD" in str(caught.value) and "BRL" in str(caught.value)
     assert recorded(billing) == before
     assert "gpu.a100" not in billing.products()
+
+
+def test_finalized_periods_are_indexed_per_tenant_once(tmp_path: Path) -> None:
+    # given
+    billing = app(tmp_path)
+    pins: dict[str, object] = {"positions": {}, "products": {}, "contract": None}
+    # when
+    billing.record_finalized("acme", "2026-10", "{}", "a" * 64, pins)
+    billing.record_finalized("acme", "2026-09", "{}", "b" * 64, pins)
+    billing.record_finalized("globex", "2026-10", "{}", "c" * 64, pins)
+    with pytest.raises(Conflict):
+        billing.record_finalized("acme", "2026-10", "{}", "d" * 64, pins)
+    # then
+    assert billing.invoice_periods("acme") == ["2026-10", "2026-09"]
+    assert billing.invoice_periods("globex") == ["2026-10"]
+    assert billing.invoice_periods("nobody") == []
+
+
+class RacingIndex(BillingApp):
+    """Both finalizers read the tenant's invoice index before either saves."""
+
+    barrier: threading.Barrier
+
+    def _index(self, key: Any, kind: str) -> Any:
+        index = super()._index(key, kind)
+        if kind.startswith("invoices:") and not getattr(self, "raced", False):
+            self.raced = True
+            self.barrier.wait(timeout=30)
+        return index
+
+
+def test_two_periods_of_a_tenant_finalized_at_once_are_both_recorded_and_indexed(
+    tmp_path: Path,
+) -> None:
+    # given: two processes' billing apps on one event store
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "b.db")}
+    first, second = RacingIndex(env=env), RacingIndex(env=env)
+    first.barrier = second.barrier = threading.Barrier(2)
+    pins: dict[str, object] = {"positions": {}, "products": {}, "contract": None}
+    errors: list[BaseException] = []
+
+    def finalize(billing: BillingApp, period: str) -> None:
+        try:
+            billing.record_finalized("acme", period, "{}", "a" * 64, pins)
+        except BaseException as exc:
+            errors.append(exc)
+
+    # when
+    threads = [
+        threading.Thread(target=finalize, args=(first, "2026-09")),
+        threading.Thread(target=finalize, args=(second, "2026-10")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    # then: the index refusal of one was retried, not reported as "already finalized"
+    assert errors == []
+    assert sorted(first.invoice_periods("acme")) == ["2026-09", "2026-10"]
+    assert first.invoice("acme", "2026-09") is not None
+    assert first.invoice("acme", "2026-10") is not None

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from catalog.aggregates import Invoice
 from catalog.billing import BillingApp
 from catalog.files import read_catalog
 from ledger.model import LedgerEvent, Position, Pulse
@@ -97,3 +98,53 @@ def test_a_line_leads_to_its_hours_pulses_and_log_positions(tmp_path: Path) -> N
         }
     ]
     assert missing.status_code == 404 and "network.egress" in missing.json()["detail"]
+
+
+def test_an_invoice_finalized_before_the_index_existed_is_still_listed(tmp_path: Path) -> None:
+    # given: an invoice recorded the way finalize did before the per-tenant index (no index)
+    ledger = SQLiteLedgerStore(tmp_path / "ledger.sqlite")
+    usage = SQLiteUsageStore(tmp_path / "usage.sqlite")
+    billing = BillingApp(
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "b.db")}
+    )
+    billing.apply_catalog(read_catalog(SAMPLE_CATALOG.read_text()))
+    pulse = Pulse("p1", "acme", "compute.vcpu", Decimal(100), "vCPU-hour", HOUR)
+    ledger.append([LedgerEvent.of(pulse, Position(0, 7), HOUR)])
+    document = '{"currency":"BRL","total":"4.5"}'
+    billing.save(Invoice("acme", "2026-10", document, "e" * 64, {"positions": {}}))
+    invoicing = Invoicing(billing, ledger, usage, lambda: {0: 8})
+    api = TestClient(create_app(ledger, usage, invoicing, auth=None))
+    # when
+    body = api.get("/v1/tenants/acme/invoices").json()
+    # then
+    assert billing.invoice_periods("acme") == []
+    assert body["items"] == [
+        {
+            "period": "2026-10",
+            "status": "finalized",
+            "total": "4.5",
+            "currency": "BRL",
+            "notes": 0,
+            "sha256": "e" * 64,
+        }
+    ]
+
+
+def test_explain_reads_every_page_of_the_lineage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: 7 pulses of the line over two hours, read two at a time
+    monkeypatch.setattr("projections.invoices._EXPLAIN_PAGE", 2)
+    _api, invoicing = client(tmp_path)
+    ledger = SQLiteLedgerStore(tmp_path / "ledger.sqlite")
+    more = [
+        Pulse(
+            f"q{i}", "acme", "compute.vcpu", Decimal(1), "vCPU-hour", HOUR + timedelta(hours=i % 2)
+        )
+        for i in range(6)
+    ]
+    ledger.append([LedgerEvent.of(p, Position(0, 10 + i), HOUR) for i, p in enumerate(more)])
+    # when
+    rows = invoicing.explain("acme", "2026-10", "compute.vcpu")
+    # then: hour, then id; each once
+    assert [r.pulse_id for r in rows] == ["p1", "q0", "q2", "q4", "q1", "q3", "q5"]

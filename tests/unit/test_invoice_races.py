@@ -20,7 +20,15 @@ from catalog.files import read_catalog
 from kernel.errors import Conflict
 from ledger import codec
 from ledger.model import LedgerEvent, Position, Pulse
-from ledger.ports import ConflictKey, ConflictRecord, LedgerStore, OutgoingRecord, PulseLog
+from ledger.ports import (
+    ConflictKey,
+    ConflictRecord,
+    LedgerStore,
+    OutgoingRecord,
+    PulseKey,
+    PulseLog,
+    TenantConflictKey,
+)
 from ledger.sqlite_store import SQLiteLedgerStore
 from ledger.writer import LedgerWriter, wait_until
 from projections.invoices import Invoicing, writer_commits
@@ -71,6 +79,28 @@ class InterleavedLedger:
         self, tenant_id: str, after: ConflictKey | None = None, limit: int | None = None
     ) -> list[ConflictRecord]:
         return self._inner.conflicts(tenant_id, after, limit)
+
+    def pulses(
+        self,
+        tenant_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        limit: int,
+        after: PulseKey | None = None,
+        sku: str | None = None,
+    ) -> list[LedgerEvent]:
+        return self._inner.pulses(tenant_id, start, end, limit=limit, after=after, sku=sku)
+
+    def tenants_between(
+        self, start: datetime, end: datetime, *, limit: int, after: str | None = None
+    ) -> list[str]:
+        return self._inner.tenants_between(start, end, limit=limit, after=after)
+
+    def all_conflicts(
+        self, *, limit: int, after: TenantConflictKey | None = None
+    ) -> list[ConflictRecord]:
+        return self._inner.all_conflicts(limit=limit, after=after)
 
     def close(self) -> None:
         self._inner.close()

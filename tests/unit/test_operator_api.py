@@ -12,13 +12,14 @@ from fastapi.testclient import TestClient
 from access.keys import Role
 from access.sqlite import SQLiteKeyStore
 from access.verifier import KeyVerifier
+from ledger.ports import OutgoingRecord
 from ledger.sqlite import partition_of
 from projections.reconcile import Reconciliation
 from query.app import create_app
 from query.operations import OperatorTools
 from tests.unit.helpers import catalog
 from tests.unit.test_access_http import add_key
-from tests.unit.test_replay import OCT, World, egress, world
+from tests.unit.test_replay import NOW, OCT, World, egress, world
 
 __all__ = ["world"]
 
@@ -85,7 +86,60 @@ def test_an_operator_lists_dead_letters_by_reason(api: tuple[TestClient, dict[st
         "/v1/operator/dead-letters?reason=conflict", headers=_bearer(tokens["operator"])
     )
     assert response.status_code == 200
-    assert [(d["reason"], d["key"]) for d in response.json()] == [("conflict", "acme")]
+    body = response.json()
+    assert [(d["reason"], d["key"]) for d in body["items"]] == [("conflict", "acme")]
+    assert body["next_cursor"] is None
+
+
+def test_dead_letters_page_by_arrival_then_position_filtered_by_reason(
+    world: World, api: tuple[TestClient, dict[str, str]]
+) -> None:
+    # given: besides the fixture's conflict, 3 undecodable records and 4 more conflicts
+    http, tokens = api
+    world.log.publish([OutgoingRecord(b"acme", b"\xff\xfe not a pulse") for _ in range(3)], NOW)
+    world.publish([egress("acme", pid, "77") for pid in ("a", "b", "c")])
+    world.publish([egress("acme", "b", "78")])
+    world.write_all()
+    # when: two at a time, conflicts only, following next_cursor
+    seen: list[dict[str, str]] = []
+    params: dict[str, str] = {"reason": "conflict", "limit": "2"}
+    for _ in range(10):
+        body = http.get(
+            "/v1/operator/dead-letters", params=params, headers=_bearer(tokens["operator"])
+        ).json()
+        seen.extend(body["items"])
+        if body["next_cursor"] is None:
+            break
+        params["cursor"] = body["next_cursor"]
+    everything = http.get("/v1/operator/dead-letters", headers=_bearer(tokens["operator"])).json()[
+        "items"
+    ]
+    # then
+    assert len(seen) == 5 and {d["reason"] for d in seen} == {"conflict"}
+    assert len({d["position"] for d in seen}) == 5
+    keys = [(d["arrival"], *map(int, d["position"].split(":"))) for d in seen]
+    assert keys == sorted(keys)
+    assert sorted(d["reason"] for d in everything) == ["conflict"] * 5 + ["undecodable"] * 3
+
+
+def test_a_dead_letter_cursor_is_bound_to_its_filters(
+    world: World, api: tuple[TestClient, dict[str, str]]
+) -> None:
+    # given
+    http, tokens = api
+    world.publish([egress("acme", pid, "77") for pid in ("b", "c")])
+    world.write_all()
+    first = http.get(
+        "/v1/operator/dead-letters?reason=conflict&limit=1", headers=_bearer(tokens["operator"])
+    ).json()
+    # when: the same cursor with another reason
+    response = http.get(
+        "/v1/operator/dead-letters",
+        params={"reason": "undecodable", "cursor": first["next_cursor"]},
+        headers=_bearer(tokens["operator"]),
+    )
+    # then
+    assert response.status_code == 422 and response.json()["detail"].startswith("cursor")
 
 
 def test_usage_as_of_a_position_counts_only_what_was_at_or_below_it(
