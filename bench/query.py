@@ -241,8 +241,8 @@ def main() -> None:
             api.kill()
     print(header("read API benchmark"))
     print(
-        f"{args.pulses:,} pulses over {args.tenants:,} tenants (Cassandra keyspace {args.keyspace}), "
-        f"{args.clients} concurrent clients"
+        f"{args.pulses:,} pulses over {args.tenants:,} tenants "
+        f"(Cassandra keyspace {args.keyspace}), {args.clients} concurrent clients"
     )
     print("| route | calls | calls/s | p50 ms | p99 ms |")
     print("|---|---|---|---|---|")
