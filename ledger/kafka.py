@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -71,6 +72,65 @@ class _Pending:
                 self.done.set()
 
 
+class _Awaited:
+    """Counts delivery reports of one publish_async call; settled on the caller's loop."""
+
+    __slots__ = ("_handoff", "_left", "errors", "future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int, handoff: _Handoff) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.errors: list[str] = []
+        self._left = count
+        self._handoff = handoff
+        if count == 0:
+            self.future.set_result(None)
+
+    def report(self, error: KafkaError | None, _message: Message) -> None:
+        """On the polling thread (librdkafka's delivery callback)."""
+        self._handoff.add(self, error)
+
+    def settle(self, error: KafkaError | None) -> None:
+        """On the loop: one report; the future completes with the last."""
+        if error is not None:
+            self.errors.append(str(error))
+        self._left -= 1
+        if self._left == 0 and not self.future.done():  # done: the caller was cancelled
+            self.future.set_result(None)
+
+
+def _settle(reports: list[tuple[_Awaited, KafkaError | None]]) -> None:
+    for awaited, error in reports:
+        awaited.settle(error)
+
+
+class _Handoff:
+    """Delivery reports of awaited publishes, gathered on the polling thread and passed to each
+    event loop once per poll: one wake-up of the loop per poll, not one per record."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reports: list[tuple[_Awaited, KafkaError | None]] = []
+
+    def add(self, awaited: _Awaited, error: KafkaError | None) -> None:
+        with self._lock:
+            self._reports.append((awaited, error))
+
+    def hand_over(self) -> None:
+        with self._lock:
+            reports, self._reports = self._reports, []
+        if not reports:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Awaited, KafkaError | None]]] = {}
+        for report in reports:
+            by_loop.setdefault(report[0].loop, []).append(report)
+        for loop, batch in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, batch)
+            except RuntimeError:  # the loop is closed: nobody awaits these any more
+                log.debug("%d delivery reports for a closed event loop", len(batch))
+
+
 class KafkaPulseLog:
     """Idempotent producer (acks=all) with a background poller for delivery reports."""
 
@@ -89,6 +149,7 @@ class KafkaPulseLog:
                 "message.timeout.ms": int(delivery_timeout * 1000),
             }
         )
+        self._handoff = _Handoff()
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._poll_forever, name="kafka-poller", daemon=True)
         self._poller.start()
@@ -99,6 +160,7 @@ class KafkaPulseLog:
     def _poll_forever(self) -> None:
         while not self._closed.is_set():
             self._producer.poll(0.05)
+            self._handoff.hand_over()
 
     def publish(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
         self._produce(
@@ -108,6 +170,37 @@ class KafkaPulseLog:
             # it, so back-dated pulses are not deleted before the writer stores them.
             to_micros(arrival) // 1000,
         )
+
+    async def publish_async(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
+        # Records of every call in flight share the producer's batches; each call awaits only
+        # the delivery reports of its own records, which the poller thread hands to the loop.
+        topic = self._settings.topic
+        awaited = _Awaited(asyncio.get_running_loop(), len(records), self._handoff)
+        stamp = to_micros(arrival) // 1000  # arrival time, never event time (see publish)
+        for record in records:
+            while True:
+                try:
+                    self._producer.produce(
+                        topic,
+                        value=record.value,
+                        key=record.key,
+                        timestamp=stamp,
+                        on_delivery=awaited.report,
+                    )
+                    break
+                except BufferError:
+                    await asyncio.sleep(0.01)  # local queue full: the poller drains it
+                except KafkaException as exc:
+                    raise Unavailable(f"producing to {topic}: {exc}") from exc
+        try:
+            async with asyncio.timeout(self._delivery_timeout + 5):
+                await awaited.future
+        except TimeoutError:
+            raise Unavailable(
+                f"{topic}: delivery not confirmed within {self._delivery_timeout} s"
+            ) from None
+        if awaited.errors:
+            raise Unavailable(f"{topic}: {len(awaited.errors)} not stored: {awaited.errors[0]}")
 
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         items = []
@@ -241,6 +334,7 @@ class KafkaPulseLog:
         self._closed.set()
         self._poller.join(timeout=5)
         self._producer.flush(10)
+        self._handoff.hand_over()
         for reader in self._offset_readers.values():
             reader.close()
 

@@ -15,7 +15,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 
-from ingestor.server import IngestServicer, create_server
+from ingestor.hosting import create_server
+from ingestor.server import IngestServicer
 from ledger.ports import OutgoingRecord
 from ledger.sqlite import SQLitePulseLog
 from proto.pulse.v1 import pulse_pb2
