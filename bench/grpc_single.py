@@ -112,7 +112,7 @@ async def _aio_load(target: str, payloads: list[bytes], in_flight: int) -> Resul
     await asyncio.gather(*(worker(n) for n in range(in_flight)))
     seconds = time.perf_counter() - started
     for channel in channels:
-        await channel.close()
+        await channel.close(None)
     return Result(
         len(latencies), seconds, percentile(latencies, 50), percentile(latencies, 99), errors
     )
@@ -284,7 +284,7 @@ def main() -> None:
     ingestors = start_ingestors(settings, args.processes, logs)
     at = datetime.now(UTC) - timedelta(minutes=30)
     run = f"s{int(time.time())}"
-    rows: list[tuple[int, Result, Result, float]] = []
+    rows: list[tuple[int, Result, Result, float, float]] = []
     try:
         wait_for(lambda: serving(target), 90, "the ingestor")
         for level in levels:
@@ -304,8 +304,10 @@ def main() -> None:
             cpu = sum(cpu_seconds(p.pid) for p in ingestors) - cpu_before
             if spy is not None:
                 spy.wait(args.profile_seconds + 30)
+            bare_cpu_before = time.process_time()
             bare = bare_load(srv.kafka, settings.kafka.topic, payloads, level)
-            rows.append((level, ours, bare, cpu / ours.calls * 1e6))
+            bare_cpu = time.process_time() - bare_cpu_before
+            rows.append((level, ours, bare, cpu / ours.calls * 1e6, bare_cpu / bare.calls * 1e6))
         rss = [peak_rss_mb(p.pid) for p in ingestors if p.poll() is None]
     finally:
         for process in ingestors:
@@ -313,9 +315,9 @@ def main() -> None:
     client = "ghz" if ghz is not None else "asyncio grpc client (Python)"
     print(header("single-pulse gRPC calls (acks=all, answered after delivery)"))
     print(f"# load: {client}; {args.processes} ingestor process(es) on one port; logs {logs}")
-    for level, ours, bare, cpu_us in rows:
+    for level, ours, bare, cpu_us, bare_cpu_us in rows:
         print(f"{level:>5} in flight  gRPC: {ours.line()}  ingestor CPU {cpu_us:.0f} us/call")
-        print(f"{'':>5}            bare: {bare.line()}")
+        print(f"{'':>5}            bare: {bare.line()}  producer CPU {bare_cpu_us:.0f} us/call")
         print(f"{'':>5}            ratio gRPC/bare calls/s: {ours.rate / bare.rate:.2f}")
     print(f"ingestor peak RSS: {', '.join(f'{r:.0f}' for r in rss)} MiB")
     if args.profile is not None:
