@@ -11,7 +11,7 @@ Go costs less CPU per call than a Python client on the same cores), else from ou
 client (`--client aio` forces it).
 
 Run: .venv/bin/python -m bench.grpc_single [--calls 20000] [--in-flight 8,100,1000]
-     [--processes 1] [--client ghz|aio] [--profile DIR]
+     [--processes 1] [--client ghz|aio] [--rps R] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -78,9 +78,19 @@ def request(run: str, i: int, at: datetime) -> bytes:
 # --- load from our own asyncio client --------------------------------------------------------
 
 
-async def _aio_load(target: str, payloads: list[bytes], in_flight: int) -> Result:
-    # A channel per 100 calls in flight: one HTTP/2 connection per ~100 streams, as ghz does.
-    channels = [grpc.aio.insecure_channel(target) for _ in range(max(1, in_flight // 100))]
+def connections_for(in_flight: int, processes: int) -> int:
+    """A connection per 100 calls in flight, and at least 4 per ingestor process: SO_REUSEPORT
+    spreads connections, not calls, so one connection would keep one process busy."""
+    return max(1, in_flight // 100, 4 * processes if processes > 1 else 1)
+
+
+async def _aio_load(
+    target: str, payloads: list[bytes], in_flight: int, connections: int = 1
+) -> Result:
+    channels = [
+        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(connections)
+    ]
     stubs = [
         c.unary_unary(
             _METHOD,
@@ -118,14 +128,25 @@ async def _aio_load(target: str, payloads: list[bytes], in_flight: int) -> Resul
     )
 
 
-def aio_load(target: str, payloads: list[bytes], in_flight: int) -> Result:
-    return asyncio.run(_aio_load(target, payloads, in_flight))
+def aio_load(target: str, payloads: list[bytes], in_flight: int, connections: int = 1) -> Result:
+    return asyncio.run(_aio_load(target, payloads, in_flight, connections))
 
 
 # --- load from ghz -----------------------------------------------------------------------------
 
 
-def ghz_load(ghz: str, target: str, calls: int, in_flight: int, run: str, at: datetime) -> Result:
+def ghz_load(
+    ghz: str,
+    target: str,
+    calls: int,
+    in_flight: int,
+    run: str,
+    at: datetime,
+    *,
+    connections: int,
+    rps: int = 0,
+) -> Result:
+    """`rps` > 0 offers calls at that rate (open loop) instead of as fast as answered."""
     data = {
         "pulses": [
             {
@@ -154,10 +175,12 @@ def ghz_load(ghz: str, target: str, calls: int, in_flight: int, run: str, at: da
         "-c",
         str(in_flight),
         "--connections",
-        str(max(1, in_flight // 100)),
+        str(connections),
         "--timeout",
         "30s",
         "--count-errors",
+        "--rps",
+        str(rps),
         "-O",
         "json",
         target,
@@ -267,11 +290,14 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1, help="ingestors on one port")
     parser.add_argument("--client", choices=["auto", "ghz", "aio"], default="auto")
     parser.add_argument("--ghz", default=os.environ.get("GHZ", "ghz"))
+    parser.add_argument("--rps", type=int, default=0, help="ghz: offer this many calls/s")
     parser.add_argument("--profile", type=Path, help="py-spy stacks of the first ingestor")
     parser.add_argument("--profile-seconds", type=int, default=5)
     args = parser.parse_args()
     levels = [int(n) for n in args.in_flight.split(",")]
     ghz = shutil.which(args.ghz) if args.client != "aio" else None
+    if args.rps and ghz is None:
+        raise SystemExit("--rps needs ghz")
     if args.client == "ghz" and ghz is None:
         raise SystemExit(f"ghz not found as {args.ghz!r}")
 
@@ -296,11 +322,14 @@ def main() -> None:
             if args.profile is not None:
                 out = args.profile / f"ingestor-{level}-in-flight.txt"
                 spy = profile(ingestors[0].pid, args.profile_seconds, out)
+            conns = connections_for(level, args.processes)
             cpu_before = sum(cpu_seconds(p.pid) for p in ingestors)
             if ghz is not None:
-                ours = ghz_load(ghz, target, args.calls, level, tag + "g", at)
+                ours = ghz_load(
+                    ghz, target, args.calls, level, tag + "g", at, connections=conns, rps=args.rps
+                )
             else:
-                ours = aio_load(target, payloads, level)
+                ours = aio_load(target, payloads, level, conns)
             cpu = sum(cpu_seconds(p.pid) for p in ingestors) - cpu_before
             if spy is not None:
                 spy.wait(args.profile_seconds + 30)
@@ -309,16 +338,21 @@ def main() -> None:
             bare_cpu = time.process_time() - bare_cpu_before
             rows.append((level, ours, bare, cpu / ours.calls * 1e6, bare_cpu / bare.calls * 1e6))
         rss = [peak_rss_mb(p.pid) for p in ingestors if p.poll() is None]
+        shares = [cpu_seconds(p.pid) for p in ingestors if p.poll() is None]
     finally:
         for process in ingestors:
             stop(process)
     client = "ghz" if ghz is not None else "asyncio grpc client (Python)"
     print(header("single-pulse gRPC calls (acks=all, answered after delivery)"))
-    print(f"# load: {client}; {args.processes} ingestor process(es) on one port; logs {logs}")
+    offered = f"{args.rps} calls/s offered" if args.rps else "closed loop"
+    print(f"# load: {client}, {offered}; {args.processes} ingestor process(es) on one port")
+    print(f"# logs: {logs}")
     for level, ours, bare, cpu_us, bare_cpu_us in rows:
         print(f"{level:>5} in flight  gRPC: {ours.line()}  ingestor CPU {cpu_us:.0f} us/call")
         print(f"{'':>5}            bare: {bare.line()}  producer CPU {bare_cpu_us:.0f} us/call")
         print(f"{'':>5}            ratio gRPC/bare calls/s: {ours.rate / bare.rate:.2f}")
+    cpu_shares = ", ".join(f"{c:.1f}" for c in shares)
+    print(f"ingestor CPU seconds per process over the run: {cpu_shares}")
     print(f"ingestor peak RSS: {', '.join(f'{r:.0f}' for r in rss)} MiB")
     if args.profile is not None:
         print(f"profiles (py-spy raw stacks): {args.profile}")
