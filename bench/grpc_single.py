@@ -241,6 +241,9 @@ def bare_load(bootstrap: str, topic: str, payloads: list[bytes], in_flight: int)
         producer.produce(topic, value=payload, key=b"k%d" % (next_index % 200), timestamp=stamp,
                          on_delivery=delivered)  # fmt: skip
 
+    # Warm-up, as the ingestor had: connection, metadata and producer id before the clock runs.
+    producer.produce(topic, value=payloads[0], key=b"warm-up", timestamp=stamp)
+    producer.flush(30)
     started = time.perf_counter()
     for _ in range(in_flight):
         send()
