@@ -266,7 +266,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_ingestors(settings: Settings, count: int, logs: Path) -> list[subprocess.Popen[bytes]]:
-    env = env_of(settings) | {"PULSE_INGEST__REUSE_PORT": "true" if count > 1 else "false"}
+    env = env_of(settings)
+    if count > 1:
+        env["PULSE_INGEST__REUSE_PORT"] = "true"
     out = []
     for n in range(count):
         log = (logs / f"ingestor-{n}.log").open("ab")

@@ -74,15 +74,17 @@ def create_server(
     address: str,
     *,
     max_message_bytes: int,
-    max_concurrent_calls: int = 1000,
+    max_concurrent_calls: int = 2000,
+    max_in_flight_bytes: int = 64 * 1024 * 1024,
     credentials: grpc.ServerCredentials | None = None,
     health_servicer: health.HealthServicer | None = None,
     reuse_port: bool = False,
 ) -> tuple[IngestServer, int]:
     """A bound, not yet started server on `address`; port 0 picks a free one.
 
-    At most `max_concurrent_calls` Ingest calls are in flight at once (more are refused with
-    RESOURCE_EXHAUSTED); health checks are answered beside them. Plaintext unless
+    At most `max_concurrent_calls` Ingest calls and `max_in_flight_bytes` of their requests are
+    in flight at once (more are refused with RESOURCE_EXHAUSTED); health checks are answered
+    beside them. Plaintext unless
     `credentials` (TLS) given. Pass `health_servicer` to keep setting its status afterwards
     (the process's readiness). With `reuse_port`, other ingestor processes may bind the same
     port and the kernel spreads connections among them.
@@ -94,6 +96,7 @@ def create_server(
             address,
             max_message_bytes=max_message_bytes,
             max_concurrent_calls=max_concurrent_calls,
+            max_in_flight_bytes=max_in_flight_bytes,
             credentials=credentials,
             health_servicer=health_servicer,
             reuse_port=reuse_port,

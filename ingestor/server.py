@@ -262,30 +262,39 @@ def server_credentials(
 
 
 def _capped(
-    servicer: IngestServicer, max_calls: int, observer: IngestObserver | None = None
+    servicer: IngestServicer,
+    max_calls: int,
+    max_bytes: int,
+    observer: IngestObserver | None = None,
 ) -> Any:  # grpc's handler signature is untyped
-    """Ingest behind a cap: beyond `max_calls` in flight the call is refused at once with
-    RESOURCE_EXHAUSTED (retryable: nothing of it was stored), before it is parsed, so a crowd
-    of senders costs neither memory nor delivery time of the calls already admitted."""
-    in_flight = 0  # only the event loop's thread touches it
+    """Ingest behind two caps: beyond `max_calls` calls or `max_bytes` of requests in flight
+    the call is refused at once with RESOURCE_EXHAUSTED (retryable: nothing of it was stored),
+    before it is parsed. Thousands of single pulses may wait for Kafka together, while large
+    batches, which parse into ~10x their size, are held to a bounded amount of memory. A call
+    alone is always admitted, whatever its size (max_message_bytes bounds it)."""
+    in_flight = 0  # only the event loop's thread touches these two
+    in_flight_bytes = 0
 
     async def ingest(
         data: bytes, context: grpc.aio.ServicerContext[bytes, pulse_pb2.IngestResponse]
     ) -> pulse_pb2.IngestResponse:
-        nonlocal in_flight
-        if in_flight >= max_calls:
+        nonlocal in_flight, in_flight_bytes
+        size = len(data)
+        if in_flight >= max_calls or (in_flight and in_flight_bytes + size > max_bytes):
             if observer is not None:
                 observer.refused_call(grpc.StatusCode.RESOURCE_EXHAUSTED.name)
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the ingestor is at its {max_calls} concurrent calls; nothing of this batch "
-                "was stored, retry with back-off",
+                f"the ingestor is at its {max_calls} concurrent calls or {max_bytes} bytes of "
+                "requests in flight; nothing of this batch was stored, retry with back-off",
             )
         in_flight += 1
+        in_flight_bytes += size
         try:
             return await servicer.ingest(data, context)
         finally:
             in_flight -= 1
+            in_flight_bytes -= size
 
     return ingest
 
@@ -296,6 +305,7 @@ async def build_server(
     *,
     max_message_bytes: int,
     max_concurrent_calls: int,
+    max_in_flight_bytes: int,
     credentials: grpc.ServerCredentials | None,
     health_servicer: health.HealthServicer | None,
     reuse_port: bool,
@@ -316,7 +326,7 @@ async def build_server(
         ],
     )
     handler: Any = grpc.unary_unary_rpc_method_handler(
-        _capped(servicer, max_concurrent_calls, servicer.observer),
+        _capped(servicer, max_concurrent_calls, max_in_flight_bytes, servicer.observer),
         request_deserializer=None,  # bytes: counted before parsing (_parse)
         response_serializer=pulse_pb2.IngestResponse.SerializeToString,
     )

@@ -105,6 +105,7 @@ def start(
             grpc_address or settings.ingest.address,
             max_message_bytes=settings.ingest.max_message_bytes,
             max_concurrent_calls=settings.ingest.max_concurrent_calls,
+            max_in_flight_bytes=settings.ingest.max_in_flight_bytes,
             credentials=_grpc_credentials(settings.tls),
             health_servicer=grpc_health,
             reuse_port=settings.ingest.reuse_port,
