@@ -73,7 +73,8 @@ class _Pending:
 
 
 class _Awaited:
-    """Counts delivery reports of one publish_async call; settled on the caller's loop."""
+    """Counts delivery reports of one publish_async call on the polling thread; once all are
+    in, its future is completed on the caller's loop."""
 
     __slots__ = ("_handoff", "_left", "errors", "future", "loop")
 
@@ -87,43 +88,41 @@ class _Awaited:
             self.future.set_result(None)
 
     def report(self, error: KafkaError | None, _message: Message) -> None:
-        """On the polling thread (librdkafka's delivery callback)."""
-        self._handoff.add(self, error)
+        """librdkafka's delivery callback, on whichever thread polled (usually the poller)."""
+        with self._handoff.lock:
+            if error is not None:
+                self.errors.append(str(error))
+            self._left -= 1
+            if self._left == 0:
+                self._handoff.complete.append(self)
 
-    def settle(self, error: KafkaError | None) -> None:
-        """On the loop: one report; the future completes with the last."""
-        if error is not None:
-            self.errors.append(str(error))
-        self._left -= 1
-        if self._left == 0 and not self.future.done():  # done: the caller was cancelled
+    def settle(self) -> None:
+        if not self.future.done():  # done: the caller was cancelled or timed out
             self.future.set_result(None)
 
 
-def _settle(reports: list[tuple[_Awaited, KafkaError | None]]) -> None:
-    for awaited, error in reports:
-        awaited.settle(error)
+def _settle(completed: list[_Awaited]) -> None:
+    for awaited in completed:
+        awaited.settle()
 
 
 class _Handoff:
-    """Delivery reports of awaited publishes, gathered on the polling thread and passed to each
-    event loop once per poll: one wake-up of the loop per poll, not one per record."""
+    """Awaited publishes whose every record was reported, gathered on the polling thread and
+    passed to each event loop once per poll: one wake-up of the loop per poll, and no work on
+    the loop per record."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._reports: list[tuple[_Awaited, KafkaError | None]] = []
-
-    def add(self, awaited: _Awaited, error: KafkaError | None) -> None:
-        with self._lock:
-            self._reports.append((awaited, error))
+        self.lock = threading.Lock()
+        self.complete: list[_Awaited] = []
 
     def hand_over(self) -> None:
-        with self._lock:
-            reports, self._reports = self._reports, []
-        if not reports:
+        with self.lock:
+            completed, self.complete = self.complete, []
+        if not completed:
             return
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Awaited, KafkaError | None]]] = {}
-        for report in reports:
-            by_loop.setdefault(report[0].loop, []).append(report)
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Awaited]] = {}
+        for awaited in completed:
+            by_loop.setdefault(awaited.loop, []).append(awaited)
         for loop, batch in by_loop.items():
             try:
                 loop.call_soon_threadsafe(_settle, batch)
