@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Mapping
@@ -204,3 +205,30 @@ def test_awaited_publishes_in_sequence_keep_their_order_per_key(pulse_log: Pulse
     for tenant in (b"t0", b"t1"):
         mine = sorted((r for r in got if r.key == tenant), key=lambda r: r.position.offset)
         assert [r.value for r in mine] == [r.value for r in sent if r.key == tenant]
+
+
+def test_an_awaited_publish_given_up_by_its_caller_leaves_the_log_serving(
+    pulse_log: PulseLog,
+) -> None:
+    # given: a caller that stops waiting at once (a client deadline, a shutdown)
+    errors: list[BaseException] = []
+
+    async def impatient_then_patient() -> None:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda _loop, context: errors.append(context.get("exception") or Exception(context))
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                pulse_log.publish_async([OutgoingRecord(b"t0", b"given-up")], ARRIVAL), 0.0001
+            )
+        # when: the next call is awaited to the end
+        await pulse_log.publish_async([OutgoingRecord(b"t0", b"awaited")], ARRIVAL)
+        await asyncio.sleep(0.2)  # room for the late report of the first to arrive
+
+    asyncio.run(impatient_then_patient())
+
+    # then: the late report broke nothing and the awaited record is stored (the given-up one
+    # may be stored too: "not confirmed" never means "not stored", which dedup absorbs)
+    assert errors == []
+    got = drain(pulse_log.consumer(group()), 2, timeout=10)
+    assert b"awaited" in [r.value for r in got]
