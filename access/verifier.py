@@ -63,6 +63,17 @@ class KeyVerifier:
             self._cache[fingerprint] = (principal, now + self._ttl)
         return principal
 
+    def cached(self, authorization: str | None) -> Principal | None:
+        """The caller if this key was verified within the TTL, else None (then `verify`, which
+        may read the store and hash: an event loop runs that in a thread). Unauthenticated
+        when the value is not 'Bearer <key>' at all."""
+        fingerprint = hashlib.sha256(bearer(authorization).encode()).digest()
+        with self._lock:
+            cached = self._cache.get(fingerprint)
+        if cached is not None and cached[1] > self._clock():
+            return cached[0]
+        return None
+
     def _check(self, token: str) -> Principal:
         parsed = parse(token)
         if parsed is None:

@@ -96,6 +96,8 @@ def run(clients: int, seconds: float, server_path: Path) -> str:
             "PYTHONPATH": str(server_path),
             "PULSE_EMBEDDED__PATH": data_dir,
             "PULSE_INGEST__ADDRESS": target,
+            # The benchmark measures health beside ingest, not key checks (as bench.common).
+            "PULSE_AUTH__MODE": "off",
         }
         command = [sys.executable, "-c", "from pulse.cli import main; main()"]
         server = subprocess.Popen(

@@ -1,11 +1,12 @@
 """Ingest benchmark: gRPC batches of 1,000 into Kafka vs a bare confluent-kafka producer; latency.
 
-Run: .venv/bin/python -m bench.ingest [--pulses 200000] [--threads 4]
+Run: .venv/bin/python -m bench.ingest [--pulses 200000] [--threads 4] [--processes 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import threading
 import time
@@ -134,6 +135,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--latency-calls", type=int, default=5000)
+    parser.add_argument("--processes", type=int, default=1, help="ingestors on one port")
     args = parser.parse_args()
 
     srv = servers()
@@ -145,7 +147,11 @@ def main() -> None:
         for i in range(0, len(batch), args.batch)
     ]
     logs = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    ingestor = start_role(settings, "ingestor", logs / "ingestor.log")
+    if args.processes > 1:  # the roles get this process's environment (bench.common.env_of)
+        os.environ["PULSE_INGEST__REUSE_PORT"] = "true"
+    ingestors = [
+        start_role(settings, "ingestor", logs / f"ingestor-{n}.log") for n in range(args.processes)
+    ]
     target = settings.ingest.address
     try:
         wait_for(lambda: serving(target), 60, "the ingestor")
@@ -156,13 +162,15 @@ def main() -> None:
         ]
         bare = bare_run(srv.kafka, settings.kafka.topic, items)
         lat = latency_run(target, args.latency_calls, 500, run + "l")
-        rss = peak_rss_mb(ingestor.pid)
+        rss = max(peak_rss_mb(p.pid) for p in ingestors)
     finally:
-        stop(ingestor)
+        for process in ingestors:
+            stop(process)
     ours_rate, bare_rate = args.pulses / ours, args.pulses / bare
     print(header("ingest benchmark"))
     print(
-        f"gRPC ingest ({args.batch}/batch, {args.threads} client threads, 1 ingestor process): "
+        f"gRPC ingest ({args.batch}/batch, {args.threads} client threads, "
+        f"{args.processes} ingestor process(es)): "
         f"{ours_rate:,.0f} pulses/s ({args.pulses} pulses in {ours:.2f} s)"
     )
     print(f"bare confluent-kafka producer, same records and settings: {bare_rate:,.0f} pulses/s")

@@ -1,9 +1,14 @@
-"""The gRPC ingestor: a thin servicer over ingestor.core, with health checking and reflection."""
+"""The gRPC ingestor: a thin asyncio servicer over ingestor.core, with health and reflection.
+
+One event loop serves every call: a call awaits the delivery of its own records while the
+producer batches the records of all calls in flight, so thousands of single-pulse calls can
+wait at once without a thread each (ingestor.hosting runs the loop for threaded callers).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from concurrent import futures
@@ -17,7 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from access.keys import Principal, Role
 from access.verifier import KeyVerifier
-from ingestor.core import check_batch
+from ingestor.core import Checked, check_batch
 from kernel.errors import (
     Conflict,
     Forbidden,
@@ -36,8 +41,9 @@ log = logging.getLogger(__name__)
 
 SERVICE = "pulse.v1.IngestService"
 _METHOD = "Ingest"
-# Threads beyond the Ingest cap: health checks and reflection never queue behind a batch.
-RESERVED_THREADS = 4
+# Threads for the synchronous health servicer (its Check and Watch): health is answered
+# beside the event loop, never queued behind Ingest calls.
+HEALTH_THREADS = 4
 
 
 class _Undecodable:
@@ -100,7 +106,8 @@ def _parse(data: bytes, max_batch: int) -> pulse_pb2.IngestRequest | _Undecodabl
 
 
 class IngestObserver(Protocol):
-    """What the servicer reports (pulse.metrics implements it); called on the request thread."""
+    """What the servicer reports (pulse.metrics implements it); called on the event loop, so
+    it must not block."""
 
     def answered(self, results: Sequence[pulse_pb2.PulseResult], publish_seconds: float) -> None:
         """A batch was answered; `publish_seconds` is how long the log took to acknowledge it."""
@@ -132,33 +139,41 @@ class IngestServicer:
     def observer(self) -> IngestObserver | None:
         return self._observer
 
-    def ingest(self, data: bytes, context: grpc.ServicerContext) -> pulse_pb2.IngestResponse:
+    async def ingest(
+        self, data: bytes, context: grpc.aio.ServicerContext[bytes, pulse_pb2.IngestResponse]
+    ) -> pulse_pb2.IngestResponse:
         """Ingest of one serialized IngestRequest (bounded by count before it is parsed)."""
         try:
-            caller = self._caller(context)
-            return self._ingest(_parse(data, self._max_batch), caller)
+            caller = await self._caller(context)
+            checked = self._check(_parse(data, self._max_batch), caller)
+            return await self._publish(*checked)
         except LedgerError as error:
             code = status_of(error).name
             log.info("ingest call refused: %s", error, extra={"role": "ingestor", "code": code})
             if self._observer is not None:
                 self._observer.refused_call(code)
-            context.abort(status_of(error), str(error))
+            await context.abort(status_of(error), str(error))
             raise  # abort raises; this line only tells the type checker
 
-    def _caller(self, context: grpc.ServicerContext) -> Principal | None:
+    async def _caller(
+        self, context: grpc.aio.ServicerContext[bytes, pulse_pb2.IngestResponse]
+    ) -> Principal | None:
         """The producer key of the call (metadata `authorization: Bearer <key>`)."""
         if self._auth is None:
             return None
-        values = [v for k, v in context.invocation_metadata() if k == "authorization"]
+        values = [v for k, v in context.invocation_metadata() or () if k == "authorization"]
         presented = values[0] if values and isinstance(values[0], str) else None
-        caller = self._auth.verify(presented)
+        caller = self._auth.cached(presented)
+        if caller is None:
+            # A key not seen within the TTL costs a store read and a scrypt: off the loop.
+            caller = await asyncio.to_thread(self._auth.verify, presented)
         if caller.role is not Role.PRODUCER:
             raise Forbidden(f"a {caller.role} key may not ingest; use a producer key")
         return caller
 
-    def _ingest(
+    def _check(
         self, request: pulse_pb2.IngestRequest | _Undecodable, caller: Principal | None
-    ) -> pulse_pb2.IngestResponse:
+    ) -> tuple[Checked, datetime, int]:
         if isinstance(request, _Undecodable):
             raise Invalid(
                 f"pulses: {request.reason}"
@@ -192,11 +207,16 @@ class IngestServicer:
                     result.reason,
                     extra={"role": "ingestor", "tenant": message.tenant_id, "field": result.field},
                 )
+        return checked, arrival, count
+
+    async def _publish(
+        self, checked: Checked, arrival: datetime, count: int
+    ) -> pulse_pb2.IngestResponse:
         published = time.perf_counter()
         if checked.records:
             try:
                 # Answer only after the log confirmed every record (acks=all).
-                self._log.publish(checked.records, arrival)
+                await self._log.publish_async(checked.records, arrival)
             except Unavailable as exc:
                 log.warning(
                     "ingest batch of %d not stored: %s", count, exc, extra={"role": "ingestor"}
@@ -242,56 +262,71 @@ def server_credentials(
 
 
 def _capped(
-    servicer: IngestServicer, max_calls: int, observer: IngestObserver | None = None
+    servicer: IngestServicer,
+    max_calls: int,
+    max_bytes: int,
+    observer: IngestObserver | None = None,
 ) -> Any:  # grpc's handler signature is untyped
-    """Ingest behind a semaphore: beyond `max_calls` in flight the call is refused at once
-    with RESOURCE_EXHAUSTED (retryable: nothing of it was stored), before it is parsed, so a
-    crowd of senders costs neither threads nor memory."""
-    slots = threading.BoundedSemaphore(max_calls)
+    """Ingest behind two caps: beyond `max_calls` calls or `max_bytes` of requests in flight
+    the call is refused at once with RESOURCE_EXHAUSTED (retryable: nothing of it was stored),
+    before it is parsed. Thousands of single pulses may wait for Kafka together, while large
+    batches, which parse into ~10x their size, are held to a bounded amount of memory. A call
+    alone is always admitted, whatever its size (max_message_bytes bounds it)."""
+    in_flight = 0  # only the event loop's thread touches these two
+    in_flight_bytes = 0
 
-    def ingest(data: bytes, context: grpc.ServicerContext) -> pulse_pb2.IngestResponse:
-        if not slots.acquire(blocking=False):
+    async def ingest(
+        data: bytes, context: grpc.aio.ServicerContext[bytes, pulse_pb2.IngestResponse]
+    ) -> pulse_pb2.IngestResponse:
+        nonlocal in_flight, in_flight_bytes
+        size = len(data)
+        if in_flight >= max_calls or (in_flight and in_flight_bytes + size > max_bytes):
             if observer is not None:
                 observer.refused_call(grpc.StatusCode.RESOURCE_EXHAUSTED.name)
-            context.abort(
+            await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the ingestor is at its {max_calls} concurrent calls; nothing of this batch "
-                "was stored, retry with back-off",
+                f"the ingestor is at its {max_calls} concurrent calls or {max_bytes} bytes of "
+                "requests in flight; nothing of this batch was stored, retry with back-off",
             )
+        in_flight += 1
+        in_flight_bytes += size
         try:
-            return servicer.ingest(data, context)
+            return await servicer.ingest(data, context)
         finally:
-            slots.release()
+            in_flight -= 1
+            in_flight_bytes -= size
 
     return ingest
 
 
-def create_server(
+async def build_server(
     servicer: IngestServicer,
     address: str,
     *,
     max_message_bytes: int,
-    max_concurrent_calls: int = 8,
-    credentials: grpc.ServerCredentials | None = None,
-    health_servicer: health.HealthServicer | None = None,
-) -> tuple[grpc.Server, int]:
-    """A started-ready (not yet started) server bound to `address`; port 0 picks a free one.
+    max_concurrent_calls: int,
+    max_in_flight_bytes: int,
+    credentials: grpc.ServerCredentials | None,
+    health_servicer: health.HealthServicer | None,
+    reuse_port: bool,
+) -> tuple[grpc.aio.Server, int]:
+    """A bound, not yet started asyncio server (on the running loop); port 0 picks a free one.
 
-    At most `max_concurrent_calls` Ingest calls run at once; RESERVED_THREADS more threads
-    keep health checks answered while they do. Plaintext unless `credentials` (TLS) given.
-    Pass `health_servicer` to keep setting its status afterwards (the process's readiness).
-    """
-    server = grpc.server(
-        futures.ThreadPoolExecutor(
-            max_workers=max_concurrent_calls + RESERVED_THREADS, thread_name_prefix="ingest"
+    `health_servicer` is the synchronous one: its status is set from other threads (the
+    process's readiness), and its calls run in a small pool of their own."""
+    server = grpc.aio.server(
+        migration_thread_pool=futures.ThreadPoolExecutor(
+            max_workers=HEALTH_THREADS, thread_name_prefix="ingest-health"
         ),
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            # Several ingestor processes may share one port (the kernel spreads connections).
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
     )
     handler: Any = grpc.unary_unary_rpc_method_handler(
-        _capped(servicer, max_concurrent_calls, servicer.observer),
+        _capped(servicer, max_concurrent_calls, max_in_flight_bytes, servicer.observer),
         request_deserializer=None,  # bytes: counted before parsing (_parse)
         response_serializer=pulse_pb2.IngestResponse.SerializeToString,
     )

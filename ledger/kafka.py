@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -71,6 +72,64 @@ class _Pending:
                 self.done.set()
 
 
+class _Awaited:
+    """Counts delivery reports of one publish_async call on the polling thread; once all are
+    in, its future is completed on the caller's loop."""
+
+    __slots__ = ("_handoff", "_left", "errors", "future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int, handoff: _Handoff) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.errors: list[str] = []
+        self._left = count
+        self._handoff = handoff
+        if count == 0:
+            self.future.set_result(None)
+
+    def report(self, error: KafkaError | None, _message: Message) -> None:
+        """librdkafka's delivery callback, on whichever thread polled (usually the poller)."""
+        with self._handoff.lock:
+            if error is not None:
+                self.errors.append(str(error))
+            self._left -= 1
+            if self._left == 0:
+                self._handoff.complete.append(self)
+
+    def settle(self) -> None:
+        if not self.future.done():  # done: the caller was cancelled or timed out
+            self.future.set_result(None)
+
+
+def _settle(completed: list[_Awaited]) -> None:
+    for awaited in completed:
+        awaited.settle()
+
+
+class _Handoff:
+    """Awaited publishes whose every record was reported, gathered on the polling thread and
+    passed to each event loop once per poll: one wake-up of the loop per poll, and no work on
+    the loop per record."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.complete: list[_Awaited] = []
+
+    def hand_over(self) -> None:
+        with self.lock:
+            completed, self.complete = self.complete, []
+        if not completed:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Awaited]] = {}
+        for awaited in completed:
+            by_loop.setdefault(awaited.loop, []).append(awaited)
+        for loop, batch in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, batch)
+            except RuntimeError:  # the loop is closed: nobody awaits these any more
+                log.debug("%d delivery reports for a closed event loop", len(batch))
+
+
 class KafkaPulseLog:
     """Idempotent producer (acks=all) with a background poller for delivery reports."""
 
@@ -89,6 +148,7 @@ class KafkaPulseLog:
                 "message.timeout.ms": int(delivery_timeout * 1000),
             }
         )
+        self._handoff = _Handoff()
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._poll_forever, name="kafka-poller", daemon=True)
         self._poller.start()
@@ -99,6 +159,7 @@ class KafkaPulseLog:
     def _poll_forever(self) -> None:
         while not self._closed.is_set():
             self._producer.poll(0.05)
+            self._handoff.hand_over()
 
     def publish(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
         self._produce(
@@ -108,6 +169,37 @@ class KafkaPulseLog:
             # it, so back-dated pulses are not deleted before the writer stores them.
             to_micros(arrival) // 1000,
         )
+
+    async def publish_async(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
+        # Records of every call in flight share the producer's batches; each call awaits only
+        # the delivery reports of its own records, which the poller thread hands to the loop.
+        topic = self._settings.topic
+        awaited = _Awaited(asyncio.get_running_loop(), len(records), self._handoff)
+        stamp = to_micros(arrival) // 1000  # arrival time, never event time (see publish)
+        for record in records:
+            while True:
+                try:
+                    self._producer.produce(
+                        topic,
+                        value=record.value,
+                        key=record.key,
+                        timestamp=stamp,
+                        on_delivery=awaited.report,
+                    )
+                    break
+                except BufferError:
+                    await asyncio.sleep(0.01)  # local queue full: the poller drains it
+                except KafkaException as exc:
+                    raise Unavailable(f"producing to {topic}: {exc}") from exc
+        try:
+            async with asyncio.timeout(self._delivery_timeout + 5):
+                await awaited.future
+        except TimeoutError:
+            raise Unavailable(
+                f"{topic}: delivery not confirmed within {self._delivery_timeout} s"
+            ) from None
+        if awaited.errors:
+            raise Unavailable(f"{topic}: {len(awaited.errors)} not stored: {awaited.errors[0]}")
 
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         items = []
@@ -241,6 +333,7 @@ class KafkaPulseLog:
         self._closed.set()
         self._poller.join(timeout=5)
         self._producer.flush(10)
+        self._handoff.hand_over()
         for reader in self._offset_readers.values():
             reader.close()
 

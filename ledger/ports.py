@@ -36,6 +36,12 @@ class PulseLog(Protocol):
         of them accepted, and a retry is safe because the ledger deduplicates)."""
         ...
 
+    async def publish_async(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
+        """`publish` awaited on the caller's event loop: returns once every record is durably
+        stored, raises Unavailable otherwise. Many calls may wait at once without a thread
+        each, and the records of all of them travel together (the async ingestor's path)."""
+        ...
+
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         """Durably appends records to the dead-letter log with reason headers. Idempotent per
         (origin position, reason): a record dead-lettered again is listed once."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import zlib
@@ -68,6 +69,10 @@ class SQLitePulseLog:
                 "DO UPDATE SET next_offset = excluded.next_offset",
                 [(p, n) for p, n in ends.items() if start.get(p) != n],
             )
+
+    async def publish_async(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
+        # SQLite commits with an fsync that would stall the event loop: a worker thread waits.
+        await asyncio.to_thread(self.publish, records, arrival)
 
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         with self._db.tx() as conn:

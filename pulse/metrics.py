@@ -42,6 +42,10 @@ class Metrics:
         self.pulses = Counter(
             "pulse_ingest_pulses", "Pulses answered by the ingestor", ["outcome"], registry=r
         )
+        # Bound once: a single-pulse call should not pay a label look-up (the ingestor's loop
+        # answers thousands of them a second).
+        self._accepted = self.pulses.labels("accepted")
+        self._rejected = self.pulses.labels("rejected")
         self.rejections = Counter(
             "pulse_ingest_rejections",
             "Pulses rejected by the ingestor, by the field the rejection names",
@@ -101,14 +105,17 @@ class Metrics:
     # --- the ingestor (ingestor.server.IngestObserver) ---
 
     def answered(self, results: Sequence[pulse_pb2.PulseResult], publish_seconds: float) -> None:
-        accepted = sum(1 for r in results if r.status == pulse_pb2.PulseResult.ACCEPTED)
-        if accepted:
-            self.pulses.labels("accepted").inc(accepted)
-            self.publish.observe(publish_seconds)
+        accepted_status = pulse_pb2.PulseResult.ACCEPTED
+        accepted = 0
         for result in results:
-            if result.status != pulse_pb2.PulseResult.ACCEPTED:
-                self.pulses.labels("rejected").inc()
+            if result.status == accepted_status:
+                accepted += 1
+            else:
+                self._rejected.inc()
                 self.rejections.labels(result.field or "unknown").inc()
+        if accepted:
+            self._accepted.inc(accepted)
+            self.publish.observe(publish_seconds)
 
     def refused_call(self, code: str) -> None:
         self.refused.labels(code).inc()

@@ -15,7 +15,8 @@ import uvicorn
 from grpc_health.v1 import health, health_pb2
 
 from access.verifier import KeyVerifier
-from ingestor.server import SERVICE, IngestServicer, create_server, server_credentials
+from ingestor.hosting import IngestServer, create_server
+from ingestor.server import SERVICE, IngestServicer, server_credentials
 from kernel.errors import Invalid, Unavailable
 from ledger.writer import LedgerWriter
 from projections.runner import HourlyProjector, ProjectorSettings
@@ -47,7 +48,7 @@ class Running:
     health: Health
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
-    grpc_server: grpc.Server | None = None
+    grpc_server: IngestServer | None = None
     grpc_port: int = 0
     metrics: Metrics = field(default_factory=Metrics)
     metrics_port: int = 0  # the roles' own /metrics listener; 0 when none was started
@@ -104,8 +105,10 @@ def start(
             grpc_address or settings.ingest.address,
             max_message_bytes=settings.ingest.max_message_bytes,
             max_concurrent_calls=settings.ingest.max_concurrent_calls,
+            max_in_flight_bytes=settings.ingest.max_in_flight_bytes,
             credentials=_grpc_credentials(settings.tls),
             health_servicer=grpc_health,
+            reuse_port=settings.ingest.reuse_port,
         )
         server.start()
         running.grpc_server, running.grpc_port = server, port

@@ -160,8 +160,15 @@ class IngestSettings(_Section):
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     future_skew_seconds: int = Field(default=300, ge=0)
     delivery_timeout_seconds: float = Field(default=10.0, gt=0)
-    # Ingest calls at once; more are answered RESOURCE_EXHAUSTED (retry with back-off).
-    max_concurrent_calls: int = Field(default=8, ge=1, le=256)
+    # Ingest calls in flight at once (each awaits its Kafka acknowledgement on one event
+    # loop, no thread each); more are answered RESOURCE_EXHAUSTED (retry with back-off).
+    max_concurrent_calls: int = Field(default=2000, ge=1, le=100_000)
+    # ...and at most this many bytes of requests in flight (a parsed batch takes ~10x its
+    # wire size): large batches are refused RESOURCE_EXHAUSTED beyond it, single pulses rarely.
+    max_in_flight_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Let several ingestor processes listen on the same port (SO_REUSEPORT; Linux spreads
+    # connections among them): how one host uses more than one core for ingest.
+    reuse_port: bool = False
 
 
 class TlsSettings(_Section):

@@ -63,6 +63,10 @@ class IngestClient:
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
+            # A connection of its own per client: grpc shares one among channels to the same
+            # target, which would keep every client of a process on one ingestor process
+            # behind a shared port (SO_REUSEPORT spreads connections, not calls).
+            ("grpc.use_local_subchannel_pool", 1),
         ]
         if ca_file is None:
             self.channel = grpc.insecure_channel(target, options=options)

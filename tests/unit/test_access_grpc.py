@@ -20,7 +20,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from access.keys import Role, new_key
 from access.ports import KeyStore
 from access.verifier import KeyVerifier
-from ingestor.server import IngestServicer, create_server
+from ingestor.hosting import create_server
+from ingestor.server import IngestServicer
 from ledger.model import LogRecord
 from ledger.sqlite import SQLitePulseLog
 from proto.pulse.v1 import pulse_pb2

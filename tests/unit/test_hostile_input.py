@@ -16,7 +16,8 @@ import grpc
 import pytest
 from fastapi.testclient import TestClient
 
-from ingestor.server import IngestServicer, create_server
+from ingestor.hosting import create_server
+from ingestor.server import IngestServicer
 from ledger.sqlite import SQLitePulseLog
 from projections.invoices import Invoicing, writer_commits
 from proto.pulse.v1 import pulse_pb2

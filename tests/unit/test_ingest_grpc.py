@@ -12,7 +12,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from ingestor.server import IngestServicer, create_server
+from ingestor.hosting import create_server
+from ingestor.server import IngestServicer
 from kernel.errors import Unavailable
 from ledger import codec
 from ledger.model import LogRecord, Position
@@ -225,6 +226,9 @@ class UnavailableLog:
     def publish(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
         self.publish_calls += 1
         raise Unavailable(f"broker did not confirm {len(records)} records")
+
+    async def publish_async(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
+        self.publish(records, arrival)
 
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         raise Unavailable("broker down")

@@ -15,7 +15,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 
-from ingestor.server import IngestServicer, create_server
+from ingestor.hosting import create_server
+from ingestor.server import IngestServicer
 from ledger.ports import OutgoingRecord
 from ledger.sqlite import SQLitePulseLog
 from proto.pulse.v1 import pulse_pb2
@@ -177,3 +178,48 @@ def test_the_load_generator_backs_off_on_resource_exhausted_and_gets_through(
         assert all(call.result(timeout=10) for call in stuck)
     for h in holders:
         h.close()
+
+
+def test_large_batches_beyond_the_byte_budget_are_refused_while_small_calls_still_get_in(
+    tmp_path: Path,
+) -> None:
+    # given: room for two and a half large batches; two of them stuck in publish
+    log = GatedLog(tmp_path / "log.sqlite")
+    large = pulse_pb2.IngestRequest(pulses=batch(500)).SerializeToString()
+    servicer = IngestServicer(
+        log, lambda _sku: None, max_batch=2000, future_skew=timedelta(1), auth=None
+    )
+    server, port = create_server(
+        servicer,
+        "127.0.0.1:0",
+        max_message_bytes=MESSAGE_LIMIT,
+        max_concurrent_calls=100,
+        max_in_flight_bytes=len(large) * 5 // 2,
+    )
+    server.start()
+    clients = [IngestClient(f"127.0.0.1:{port}") for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            stuck = [pool.submit(clients[i].ingest_bytes, large, 30) for i in range(2)]
+            for _ in range(2):
+                assert log.inside.acquire(timeout=10)
+
+            # when: a third large batch, then a single pulse
+            with pytest.raises(grpc.RpcError) as caught:
+                clients[2].ingest_bytes(large, timeout=5)
+            small = pool.submit(clients[3].ingest, batch(1), 30)
+            assert log.inside.acquire(timeout=10)  # the single pulse reached publish
+
+            # then: the large one was refused as retryable, naming the byte budget
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "bytes of requests in flight" in (caught.value.details() or "")
+            log.gate.set()
+            assert [r.status for r in small.result(timeout=10)] == [pulse_pb2.PulseResult.ACCEPTED]
+            assert all(len(call.result(timeout=10).results) == 500 for call in stuck)
+        assert sum(log.end_offsets().values()) == 1001
+    finally:
+        log.gate.set()
+        for client in clients:
+            client.close()
+        server.stop(None).wait(10)
+        log.close()

@@ -12,7 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from ingestor.server import IngestServicer, create_server
+from ingestor.hosting import create_server
+from ingestor.server import IngestServicer
 from ledger.ports import OutgoingRecord
 from ledger.sqlite import SQLitePulseLog
 from proto.pulse.v1 import pulse_pb2

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from access.sqlite import SQLiteKeyStore
 from access.verifier import KeyVerifier
-from ingestor.server import IngestServicer, create_server
+from ingestor.hosting import create_server
+from ingestor.server import IngestServicer
 from ledger.sqlite import SQLitePulseLog
 from ledger.sqlite_store import SQLiteLedgerStore
 from projections.sqlite import SQLiteUsageStore

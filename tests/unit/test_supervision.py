@@ -48,6 +48,9 @@ class FaultyLog:
     def publish(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
         self.inner.publish(records, arrival)
 
+    async def publish_async(self, records: Sequence[OutgoingRecord], arrival: datetime) -> None:
+        await self.inner.publish_async(records, arrival)
+
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         self.inner.dead_letter(letters)
 

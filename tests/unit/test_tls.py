@@ -16,7 +16,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 
-from ingestor.server import IngestServicer, create_server, server_credentials
+from ingestor.hosting import create_server
+from ingestor.server import IngestServicer, server_credentials
 from ledger.sqlite import SQLitePulseLog
 from proto.pulse.v1 import pulse_pb2
 from pulse.bootstrap import build
