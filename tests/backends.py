@@ -28,7 +28,7 @@ def migrated_keyspace(cql_session: Any, test_keyspace: str) -> str:
 
 
 def kafka_settings(bootstrap: str, partitions: int = 3) -> KafkaSettings:
-    """Fresh topic and group names, created on the test broker."""
+    """Fresh topic and group names, created on the test broker, kept without time limit."""
     from pulse.migrate import migrate_topics
 
     name = f"resource-consumption-{uuid.uuid4().hex[:10]}"
@@ -41,7 +41,34 @@ def kafka_settings(bootstrap: str, partitions: int = 3) -> KafkaSettings:
         projector_group=f"projector-{name}",
     )
     list(migrate_topics(settings))
+    keep_forever(bootstrap, [settings.topic, settings.dlq_topic])
     return settings
+
+
+def keep_forever(bootstrap: str, topics: list[str]) -> None:
+    """Turns time-based retention off on test topics.
+
+    Tests publish with fixed arrival dates (so expected values are literals), and the broker's
+    retention counts from the record timestamp. Once such a date is older than the broker's
+    retention (7 days by default), the retention pass (30 s after the broker starts, then every
+    5 min) deletes the records under a running test: a consumer finds its offset out of range,
+    resets to the new log start and waits for records that are gone.
+    """
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+    )
+
+    forever = ConfigEntry("retention.ms", "-1", incremental_operation=AlterConfigOpType.SET)
+    resources = [
+        ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[forever])
+        for topic in topics
+    ]
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.incremental_alter_configs(resources, request_timeout=30).values():
+        future.result()
 
 
 @pytest.fixture(params=LOG_BACKENDS)

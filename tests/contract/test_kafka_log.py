@@ -42,6 +42,21 @@ def test_the_dead_letter_topic_is_as_durable_as_the_pulse_topic(kafka_bootstrap:
     assert dlq[1] == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
 
 
+def test_test_topics_keep_back_dated_records_however_old(kafka_bootstrap: str) -> None:
+    # The contract suites publish with fixed, past arrival dates; under the broker's 7-day
+    # retention its periodic pass deleted them mid-test once those dates were a week old
+    # (a seek or a first poll then found its offset out of range and waited for nothing).
+    # given / when
+    settings = kafka_settings(kafka_bootstrap)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    # then: no time limit, set on the topics themselves (whatever the broker's default)
+    for topic in (settings.topic, settings.dlq_topic):
+        assert topic_config(admin, topic)["retention.ms"] == (
+            "-1",
+            ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
+        )
+
+
 def test_dead_letters_are_listed_from_the_oldest_retained_one(kafka_bootstrap: str) -> None:
     # given: three dead letters, the oldest removed by retention (delete-records moves the
     # low watermark the same way)
