@@ -381,12 +381,47 @@ class KafkaLogConsumer:
                 session_timeout_ms=settings.session_timeout_ms,
             )
         )
-        self._consumer.subscribe(
-            [self._topic],
-            on_assign=lambda _c, tps: log.info(
-                "%s: assigned partitions %s", group, sorted(tp.partition for tp in tps)
-            ),
-        )
+        self._group = group
+        self._unchecked: set[int] = set()  # assigned partitions not yet checked for losses
+        self._consumer.subscribe([self._topic], on_assign=self._assigned)
+
+    def _assigned(self, _consumer: Consumer, tps: list[TopicPartition]) -> None:
+        partitions = sorted(tp.partition for tp in tps)
+        log.info("%s: assigned partitions %s", self._group, partitions)
+        self._unchecked.update(partitions)
+
+    def _report_losses(self) -> None:
+        """Logs an error for each newly assigned partition whose log now starts after the
+        group's committed offset: retention deleted records before the group read them (a
+        writer down for longer than the topic's retention). auto.offset.reset then moves on
+        from the new log start; those pulses can never reach the ledger, and nobody else
+        would say so. Checked outside the rebalance callback, once per assignment."""
+        parts, self._unchecked = sorted(self._unchecked), set()
+        try:
+            committed = self._consumer.committed(
+                [TopicPartition(self._topic, p) for p in parts], timeout=10
+            )
+            for tp in committed:
+                if tp.offset < 0:
+                    continue  # nothing committed: a new group starts at the log start
+                low, _high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self._topic, tp.partition), timeout=10, cached=False
+                )
+                if tp.offset < low:
+                    log.error(
+                        "%s: partition %d of %s lost records %d..%d to retention before this "
+                        "group read them (%d records never reach the ledger); reading on "
+                        "from offset %d",
+                        self._group,
+                        tp.partition,
+                        self._topic,
+                        tp.offset,
+                        low - 1,
+                        low - tp.offset,
+                        low,
+                    )
+        except KafkaException as exc:
+            log.warning("could not check partitions %s for records lost: %s", parts, exc)
 
     def poll(
         self, max_records: int, timeout: float, below: Mapping[int, int] | None = None
@@ -395,6 +430,8 @@ class KafkaLogConsumer:
             messages = self._consumer.consume(max_records, timeout)
         except KafkaException as exc:
             raise Unavailable(f"consuming {self._topic}: {exc}") from exc
+        if self._unchecked:
+            self._report_losses()
         out: list[LogRecord] = []
         held_back: dict[int, int] = {}
         for m in messages:

@@ -117,3 +117,41 @@ def test_a_fenced_consumer_stops_with_a_conflict_instead_of_retrying_for_ever(
     finally:
         intruder.close()
         log.close()
+
+
+@pytest.mark.parametrize(("committed", "lost"), [(2, 2), (4, 0)])
+def test_a_member_reports_records_deleted_before_its_group_read_them(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture, committed: int, lost: int
+) -> None:
+    # given: five records; the group committed `committed` of them, then retention (here
+    # delete-records, which moves the log start the same way) removed offsets 0..3
+    from ledger.ports import OutgoingRecord
+    from tests.contract.test_pulse_log import drain
+
+    settings = kafka_settings(kafka_bootstrap, partitions=1)
+    log = KafkaPulseLog(settings.config())
+    log.publish([OutgoingRecord(b"k", f"v{i}".encode()) for i in range(5)], ARRIVAL)
+    group = f"lost-{settings.topic}"
+    first = log.consumer(group)
+    read = drain(first, 5)
+    first.commit(read[:committed])
+    first.close()
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    [future] = admin.delete_records([TopicPartition(settings.topic, 0, 4)]).values()
+    future.result(timeout=30)
+    # when: the next member of the group starts
+    caplog.set_level("INFO", logger="ledger.kafka")
+    second = log.consumer(group)
+    again = drain(second, 1)
+    second.close()
+    log.close()
+    # then: it reads on from what is left, and says what was lost (only when something was)
+    assert [r.value for r in again] == [b"v4"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    if lost:
+        assert len(errors) == 1
+        assert "partition 0" in errors[0]
+        assert "lost records 2..3" in errors[0]
+        assert "(2 records never reach the ledger)" in errors[0]
+    else:
+        assert errors == []
