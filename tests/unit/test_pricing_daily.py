@@ -168,4 +168,7 @@ def test_disjoint_hours_of_one_sku_and_unit_under_two_reasons_are_accepted() -> 
     )
 
     # then
-    assert [(u.reason, u.quantity) for u in draft.unpriced] == [("a", Decimal(1)), ("b", Decimal(1))]
+    assert [(u.reason, u.quantity) for u in draft.unpriced] == [
+        ("a", Decimal(1)),
+        ("b", Decimal(1)),
+    ]
