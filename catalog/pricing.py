@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 from itertools import pairwise
 from operator import attrgetter
 from typing import Generic, TypeVar
@@ -182,19 +183,28 @@ def _hours_of_hourly(rows: Sequence[MeteredUsage]) -> tuple[datetime, ...]:
     return tuple(sorted({row.hour for row in rows}))
 
 
-_HOUR_STEPS = tuple(timedelta(hours=h) for h in range(24))
-
-
 def _hours_of_days(rows: Sequence[MeteredDay]) -> tuple[datetime, ...]:
-    hours: set[datetime] = set()
+    masks: dict[date, int] = {}
     for row in rows:
-        midnight, mask = _midnight(row.day), row.hour_mask
-        hours.update(midnight + step for h, step in enumerate(_HOUR_STEPS) if mask >> h & 1)
-    return tuple(sorted(hours))
+        masks[row.day] = masks.get(row.day, 0) | row.hour_mask
+    return tuple(hour for day in sorted(masks) for hour in _hours_in(day, masks[day]))
+
+
+@lru_cache(maxsize=1 << 16)
+def _hours_in(day: date, mask: int) -> tuple[datetime, ...]:
+    """The hours of `day` whose bit is set in `mask`, ascending. Cached: the same days and
+    masks recur across a month's SKUs and tenants, and datetimes are immutable."""
+    midnight = _day_start(day)
+    return tuple(midnight + timedelta(hours=h) for h in range(24) if mask >> h & 1)
+
+
+@lru_cache(maxsize=1 << 12)
+def _day_start(day: date) -> datetime:
+    return _midnight(day)
 
 
 _HOURLY: _Grain[MeteredUsage] = _Grain(attrgetter("hour"), _hours_of_hourly)
-_DAILY: _Grain[MeteredDay] = _Grain(lambda row: _midnight(row.day), _hours_of_days)
+_DAILY: _Grain[MeteredDay] = _Grain(lambda row: _day_start(row.day), _hours_of_days)
 
 
 def _draft(
@@ -411,7 +421,7 @@ def _check_days(
     for row in days:
         if row.tenant_id != tenant_id:
             raise ValueError(f"{where(row)} belongs to {row.tenant_id!r}, not {tenant_id!r}")
-        if not start <= _midnight(row.day) < end:
+        if not start <= _day_start(row.day) < end:
             raise ValueError(f"{where(row)} is outside the period {period}")
         if not row.quantity.is_finite() or row.quantity < 0:
             raise ValueError(f"{where(row)} has quantity {row.quantity}, not a finite amount >= 0")
