@@ -14,7 +14,10 @@ Segments. The period (a calendar month, UTC) of a SKU is cut at every effective 
 it of the SKU's catalog plan versions and of the tenant's contract versions (an effective
 date D takes effect at D 00:00 UTC). A segment holds the usage rows whose hour lies in
 [segment_start, segment_end); each segment with usage becomes one line, priced on its own
-(graduated tiers restart at 0 in each segment). As rule 3 says, every contract version cuts
+(graduated tiers restart at 0 in each segment). Since every cut is a midnight, a day never
+straddles two segments: `draft_invoice_daily` prices daily rows (`MeteredDay`) to the same
+document, taking each line's hours from the rows' hour masks and the draft's positions from
+their per-partition offsets. As rule 3 says, every contract version cuts
 every SKU, also one whose terms it leaves unchanged.
 
 Free allowance. One monthly budget per SKU, consumed in event-time order (segment by
@@ -42,6 +45,7 @@ The invoice document (lines, canonical JSON, hash, corrections) lives in `catalo
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -268,11 +272,12 @@ def _usage_lines(
     dates = {v.effective_from for v in product.plans} | {v.effective_from for v in versions}
     inside = {_midnight(d) for d in dates if start < _midnight(d) < end}
     cuts = sorted({start, end} | inside)
-    starts = sorted(((grain.start(row), i) for i, row in enumerate(rows)))
+    rows = sorted(rows, key=grain.start)
+    starts = [grain.start(row) for row in rows]  # ascending: a segment is a slice
     allowance_used = ZERO  # of the month's one budget, across segments in event-time order
     lines: list[InvoiceLine] = []
     for seg_start, seg_end in pairwise(cuts):
-        segment = [rows[i] for at, i in starts if seg_start <= at < seg_end]
+        segment = rows[bisect_left(starts, seg_start) : bisect_left(starts, seg_end)]
         if not segment:
             continue
         quantity = exact_sum(row.quantity for row in segment)
