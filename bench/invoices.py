@@ -1,35 +1,43 @@
-"""Invoice drafting benchmark: N tenants x 20 SKUs x one month of hourly usage.
+"""Invoice drafting benchmark: N tenants x 20 SKUs x one month of usage, hourly and daily.
 
-Run: .venv/bin/python -m bench.invoices [--tenants 10000] [--processes 2]
+Run: .venv/bin/python -m bench.invoices [--tenants 10000] [--processes 2] [--only daily]
 
-Usage rows are generated in memory per tenant (one HourlyUsage per SKU per hour: 20 x 744 =
-14,880 rows a tenant), as the usage store would return them; the pricing engine then drafts
-each tenant's invoice with a contract in force (discounts, allowance, commitment) and a
-mid-month price change. Generation and drafting are timed separately; the wall time covers
-both, split over worker processes. Baseline: summing the same rows per SKU (no pricing).
+Usage rows are generated in memory per tenant, as the usage store would return them: one
+HourlyUsage per SKU per hour (20 x 720 = 14,400 rows a tenant) and one DailyUsage per SKU
+per day (20 x 30 = 600 rows, what `Invoicing.draft` reads now). The pricing engine drafts
+each tenant's invoice from each (`draft_invoice`, `draft_invoice_daily`) with a contract in
+force (discounts, allowance, commitment) and a mid-month price change; every tenant's two
+totals must agree and every 50th tenant's two documents must be byte-identical. Generation,
+drafting and the projector's roll-up of the hourly rows (`roll_up`) are timed apart; the
+wall time covers all of it, split over worker processes. Baseline: summing the hourly rows
+per SKU (no pricing). `--only daily` skips the hourly rows (the wall time of the new path).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from multiprocessing import Pool
 
 from bench.common import header
 from catalog.files import read_catalog, read_contracts
-from catalog.pricing import draft_invoice
+from catalog.invoice import canonical_json
+from catalog.pricing import draft_invoice, draft_invoice_daily
 from catalog.terms import ContractTerms, ProductTerms
 from kernel.decimals import EXACT
 from ledger.model import Position
+from projections.daily import DailyUsage, roll_up
 from projections.hourly import HourlyUsage
 from pulse.bootstrap import SAMPLE_CATALOG
 
 PERIOD = "2026-11"
 START = datetime(2026, 11, 1, tzinfo=UTC)
 HOURS = [START + timedelta(hours=h) for h in range(30 * 24)]
+DAYS = [START.date() + timedelta(days=d) for d in range(30)]
+SAME_DOCUMENT_EVERY = 50
 
 
 def products() -> dict[str, ProductTerms]:
@@ -66,56 +74,122 @@ def rows_of(tenant: str, catalog: dict[str, ProductTerms], seed: int) -> list[Ho
     ]
 
 
-def work(tenant_range: tuple[int, int]) -> tuple[float, float, float, Decimal]:
+def days_of(tenant: str, catalog: dict[str, ProductTerms], seed: int) -> list[DailyUsage]:
+    """The daily rows `roll_up(rows_of(...))` gives, built directly (as the store returns them)."""
+    quantity = Decimal(seed % 97 + 1) / 10 * 24
+    every_hour, positions = (1 << 24) - 1, ((seed % 6, seed),)
+    return [
+        DailyUsage(
+            tenant, d, sku, catalog[sku].billing_unit, "", quantity, 96, every_hour, positions
+        )
+        for d in DAYS
+        for sku in sorted(catalog)  # the store's order: day, SKU, unit, reason
+    ]
+
+
+@dataclass
+class Times:
+    """CPU seconds of one worker, per step."""
+
+    generate: float = 0.0
+    draft: float = 0.0
+    baseline: float = 0.0
+    roll_up: float = 0.0
+    generate_days: float = 0.0
+    draft_days: float = 0.0
+    total: Decimal = Decimal(0)
+    same_documents: int = 0
+
+
+def work(job: tuple[int, int, bool]) -> Times:
+    first, end, hourly = job
     catalog = products()
-    generate = draft = baseline = 0.0
-    total = Decimal(0)
-    for n in range(*tenant_range):
+    t = Times()
+    for n in range(first, end):
         tenant = f"tenant-{n:05d}"
+        terms = contract(tenant)
+        t0 = time.perf_counter()
+        days = days_of(tenant, catalog, n)
+        t1 = time.perf_counter()
+        by_day = draft_invoice_daily(tenant, PERIOD, days, catalog, terms)
+        t2 = time.perf_counter()
+        t.generate_days, t.draft_days = t.generate_days + t1 - t0, t.draft_days + t2 - t1
+        t.total += by_day.total
+        if not hourly:
+            continue
         t0 = time.perf_counter()
         rows = rows_of(tenant, catalog, n)
         t1 = time.perf_counter()
-        invoice = draft_invoice(tenant, PERIOD, rows, catalog, contract(tenant))
+        invoice = draft_invoice(tenant, PERIOD, rows, catalog, terms)
         t2 = time.perf_counter()
         sums: dict[str, Decimal] = {}
         for r in rows:
             sums[r.product_sku] = EXACT.add(sums.get(r.product_sku, Decimal(0)), r.quantity)
         t3 = time.perf_counter()
-        generate, draft, baseline = generate + t1 - t0, draft + t2 - t1, baseline + t3 - t2
-        total += invoice.total
-    return generate, draft, baseline, total
+        rolled = roll_up(rows)
+        t4 = time.perf_counter()
+        t.generate, t.draft, t.baseline = (
+            t.generate + t1 - t0,
+            t.draft + t2 - t1,
+            t.baseline + t3 - t2,
+        )
+        t.roll_up += t4 - t3
+        if invoice.total != by_day.total:
+            raise AssertionError(f"{tenant}: hourly total {invoice.total} != daily {by_day.total}")
+        if n % SAME_DOCUMENT_EVERY == 0:
+            if rolled != days or canonical_json(invoice) != canonical_json(by_day):
+                raise AssertionError(f"{tenant}: the daily document differs from the hourly one")
+            t.same_documents += 1
+    return t
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tenants", type=int, default=10_000)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--only", choices=["daily"], help="skip the hourly rows")
     args = parser.parse_args()
+    hourly = args.only is None
     step = -(-args.tenants // args.processes)
-    ranges = [(i, min(i + step, args.tenants)) for i in range(0, args.tenants, step)]
+    jobs = [(i, min(i + step, args.tenants), hourly) for i in range(0, args.tenants, step)]
     started = time.perf_counter()
     with Pool(args.processes) as pool:
-        results = pool.map(work, ranges)
+        results = pool.map(work, jobs)
     wall = time.perf_counter() - started
-    generate = sum(r[0] for r in results)
-    draft = sum(r[1] for r in results)
-    baseline = sum(r[2] for r in results)
-    rows = args.tenants * 20 * len(HOURS)
+
+    def cpu(step: str) -> float:
+        return float(sum(getattr(r, step) for r in results))
+
+    per = 1000 / args.tenants
     print(header("invoice drafting benchmark"))
     print(
-        f"{args.tenants} tenants x 20 SKUs x {len(HOURS)} hours = {rows:,} hourly rows, "
-        f"{args.processes} processes"
+        f"{args.tenants} tenants x 20 SKUs x 30 days = {args.tenants * 20 * len(DAYS):,} daily "
+        f"rows"
+        + (f" and {args.tenants * 20 * len(HOURS):,} hourly rows" if hourly else "")
+        + f", {args.processes} processes"
     )
-    print(f"wall time (generation + drafting): {wall:.1f} s")
+    print(f"wall time (everything below): {wall:.1f} s")
     print(
-        f"CPU time drafting (pricing engine): {draft:.1f} s "
-        f"({draft / args.tenants * 1000:.2f} ms per tenant)"
+        f"daily:  CPU drafting {cpu('draft_days'):.1f} s ({cpu('draft_days') * per:.2f} ms per "
+        f"tenant), generating rows {cpu('generate_days'):.1f} s"
     )
-    print(
-        f"CPU time generating rows: {generate:.1f} s; baseline, summing rows per SKU: "
-        f"{baseline:.1f} s (ratio draft/baseline {draft / baseline:.1f})"
-    )
-    print(f"check: sum of all invoice totals {sum(r[3] for r in results)}")
+    if hourly:
+        draft, baseline = cpu("draft"), cpu("baseline")
+        print(
+            f"hourly: CPU drafting {draft:.1f} s ({draft * per:.2f} ms per tenant), generating "
+            f"rows {cpu('generate'):.1f} s; baseline, summing rows per SKU: {baseline:.1f} s "
+            f"(ratio draft/baseline {draft / baseline:.1f})"
+        )
+        print(
+            f"drafting hourly / daily: {draft / cpu('draft_days'):.1f}x; rolling the hourly "
+            f"rows up by day (projections.daily.roll_up): {cpu('roll_up'):.1f} s "
+            f"({cpu('roll_up') * per:.2f} ms per tenant)"
+        )
+        print(
+            f"check: every tenant's hourly and daily totals agree; {cpu('same_documents'):.0f} "
+            f"tenants' documents compared byte for byte, all identical"
+        )
+    print(f"check: sum of all invoice totals {cpu('total')}")
 
 
 if __name__ == "__main__":

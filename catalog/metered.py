@@ -1,12 +1,14 @@
-"""What the pricing engine prices: a metered quantity of one SKU in one hour (its input type).
+"""What the pricing engine prices: a metered quantity of one SKU in one hour or one day (its
+input types).
 
-A structural type, so the engine depends on no producer of usage: projections.hourly's rows
-satisfy it as they are, and so would daily roll-ups or a test's own rows.
+Structural types, so the engine depends on no producer of usage: projections.hourly's rows
+satisfy `MeteredUsage` as they are, projections.daily's roll-ups satisfy `MeteredDay`, and so
+would a test's own rows.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
 
@@ -21,8 +23,8 @@ class LedgerPosition(Protocol):
     def offset(self) -> int: ...
 
 
-class MeteredUsage(Protocol):
-    """Usage of one SKU by one tenant in one UTC hour, in one unit.
+class MeteredQuantity(Protocol):
+    """What every grain of usage has: a quantity of one SKU by one tenant, in one unit.
 
     `unit` is the SKU's billing unit when the usage could be converted to it; otherwise a
     non-empty `unpriced_reason` says why it cannot be priced.
@@ -30,9 +32,6 @@ class MeteredUsage(Protocol):
 
     @property
     def tenant_id(self) -> str: ...
-
-    @property
-    def hour(self) -> datetime: ...
 
     @property
     def product_sku(self) -> str: ...
@@ -46,5 +45,32 @@ class MeteredUsage(Protocol):
     @property
     def unpriced_reason(self) -> str: ...
 
+
+class MeteredUsage(MeteredQuantity, Protocol):
+    """Usage of one SKU by one tenant in one UTC hour, in one unit; `position` is where its
+    greatest pulse sits in the log."""
+
+    @property
+    def hour(self) -> datetime: ...
+
     @property
     def position(self) -> LedgerPosition: ...
+
+
+class MeteredDay(MeteredQuantity, Protocol):
+    """The hourly rows of one (tenant, UTC day, SKU, unit, unpriced reason), summed.
+
+    It keeps what an invoice document shows of those hours, so that a day prices exactly as
+    its hours do (segments are cut at midnights only): `hour_mask` has bit h set when hour h
+    of `day` has a row (lineage: the line's `hours`), and `positions` are (partition,
+    greatest offset) over the rows' positions, ascending by partition (the draft's pins).
+    """
+
+    @property
+    def day(self) -> date: ...
+
+    @property
+    def hour_mask(self) -> int: ...
+
+    @property
+    def positions(self) -> tuple[tuple[int, int], ...]: ...

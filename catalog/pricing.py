@@ -14,7 +14,10 @@ Segments. The period (a calendar month, UTC) of a SKU is cut at every effective 
 it of the SKU's catalog plan versions and of the tenant's contract versions (an effective
 date D takes effect at D 00:00 UTC). A segment holds the usage rows whose hour lies in
 [segment_start, segment_end); each segment with usage becomes one line, priced on its own
-(graduated tiers restart at 0 in each segment). As rule 3 says, every contract version cuts
+(graduated tiers restart at 0 in each segment). Since every cut is a midnight, a day never
+straddles two segments: `draft_invoice_daily` prices daily rows (`MeteredDay`) to the same
+document, taking each line's hours from the rows' hour masks and the draft's positions from
+their per-partition offsets. As rule 3 says, every contract version cuts
 every SKU, also one whose terms it leaves unchanged.
 
 Free allowance. One monthly budget per SKU, consumed in event-time order (segment by
@@ -42,10 +45,15 @@ The invoice document (lines, canonical JSON, hash, corrections) lives in `catalo
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 from itertools import pairwise
+from operator import attrgetter
+from typing import Generic, TypeVar
 
 from catalog.in_force import check_ascending, in_force, plan_in_force, terms_in_force
 from catalog.invoice import (
@@ -56,7 +64,7 @@ from catalog.invoice import (
     UnpricedUsage,
     line_order,
 )
-from catalog.metered import MeteredUsage
+from catalog.metered import MeteredDay, MeteredQuantity, MeteredUsage
 from catalog.plans import PlanError, charge, check_plan
 from catalog.terms import (
     MINOR_UNITS,
@@ -125,16 +133,98 @@ def draft_invoice(
     another tenant, versions out of order, or products of different currencies.
     """
     start, end = period_bounds(period)
-    versions: tuple[ContractVersion, ...] = ()
-    if contract is not None:
-        if contract.tenant_id != tenant_id:
-            raise ValueError(f"contract of {contract.tenant_id!r} given for {tenant_id!r}")
-        versions = contract.versions
-        check_ascending(versions, f"contract of {tenant_id}")
+    versions = _versions(tenant_id, contract)
     _check_rows(tenant_id, period, start, end, usage)
+    return _draft(
+        tenant_id, period, start, end, usage, _HOURLY, _positions(usage), products, versions
+    )
+
+
+def draft_invoice_daily(
+    tenant_id: str,
+    period: str,
+    days: Sequence[MeteredDay],
+    products: Mapping[str, ProductTerms],
+    contract: ContractTerms | None,
+) -> InvoiceDraft:
+    """The same draft as `draft_invoice` gives for the hourly rows that `days` sum up.
+
+    Segments are cut at midnights only, so a day never straddles two of them: each day row
+    falls in one segment whole, its `hour_mask` gives the line's hours and its `positions`
+    the draft's. Raises ValueError as `draft_invoice` does, and for two rows of one (day,
+    sku, unit) that claim the same hour (it would be counted twice) or a row with no hour.
+    """
+    start, end = period_bounds(period)
+    versions = _versions(tenant_id, contract)
+    _check_days(tenant_id, period, start, end, days)
+    return _draft(
+        tenant_id, period, start, end, days, _DAILY, _day_positions(days), products, versions
+    )
+
+
+def _versions(tenant_id: str, contract: ContractTerms | None) -> tuple[ContractVersion, ...]:
+    if contract is None:
+        return ()
+    if contract.tenant_id != tenant_id:
+        raise ValueError(f"contract of {contract.tenant_id!r} given for {tenant_id!r}")
+    check_ascending(contract.versions, f"contract of {tenant_id}")
+    return contract.versions
+
+
+Row = TypeVar("Row", bound=MeteredQuantity)
+
+
+@dataclass(frozen=True, slots=True)
+class _Grain(Generic[Row]):
+    """How the engine sees one kind of row: where it starts (its segment) and which hour
+    buckets a segment's rows cover (the line's lineage)."""
+
+    start: Callable[[Row], datetime]
+    hours: Callable[[Sequence[Row]], tuple[datetime, ...]]
+
+
+def _hours_of_hourly(rows: Sequence[MeteredUsage]) -> tuple[datetime, ...]:
+    return tuple(sorted({row.hour for row in rows}))
+
+
+def _hours_of_days(rows: Sequence[MeteredDay]) -> tuple[datetime, ...]:
+    masks: dict[date, int] = {}
+    for row in rows:
+        masks[row.day] = masks.get(row.day, 0) | row.hour_mask
+    return tuple(hour for day in sorted(masks) for hour in _hours_in(day, masks[day]))
+
+
+@lru_cache(maxsize=1 << 16)
+def _hours_in(day: date, mask: int) -> tuple[datetime, ...]:
+    """The hours of `day` whose bit is set in `mask`, ascending. Cached: the same days and
+    masks recur across a month's SKUs and tenants, and datetimes are immutable."""
+    midnight = _day_start(day)
+    return tuple(midnight + timedelta(hours=h) for h in range(24) if mask >> h & 1)
+
+
+@lru_cache(maxsize=1 << 12)
+def _day_start(day: date) -> datetime:
+    return _midnight(day)
+
+
+_HOURLY: _Grain[MeteredUsage] = _Grain(attrgetter("hour"), _hours_of_hourly)
+_DAILY: _Grain[MeteredDay] = _Grain(lambda row: _day_start(row.day), _hours_of_days)
+
+
+def _draft(
+    tenant_id: str,
+    period: str,
+    start: datetime,
+    end: datetime,
+    usage: Sequence[Row],
+    grain: _Grain[Row],
+    positions: tuple[tuple[int, int], ...],
+    products: Mapping[str, ProductTerms],
+    versions: tuple[ContractVersion, ...],
+) -> InvoiceDraft:
     currency = _currency(usage, products)
     unpriced = _Unpriced()
-    by_sku: dict[str, list[MeteredUsage]] = {}
+    by_sku: dict[str, list[Row]] = {}
     for row in usage:
         product = products.get(row.product_sku)
         if row.unpriced_reason:
@@ -151,7 +241,9 @@ def draft_invoice(
     for sku in sorted(by_sku):
         product = products[sku]
         check_ascending(product.plans, f"catalog plans of {sku}")
-        usage_lines = _usage_lines(product, by_sku[sku], start, end, versions, currency, unpriced)
+        usage_lines = _usage_lines(
+            product, by_sku[sku], grain, start, end, versions, currency, unpriced
+        )
         lines += usage_lines
         lines += _minimum_line(product, usage_lines, start, end, versions, currency)
     lines += _commitment_line(lines, start, end, versions, currency)
@@ -163,13 +255,14 @@ def draft_invoice(
         lines=tuple(lines),
         unpriced=unpriced.listed(),
         total=exact_sum(line.amount for line in lines),
-        positions=_positions(usage),
+        positions=positions,
     )
 
 
 def _usage_lines(
     product: ProductTerms,
-    rows: list[MeteredUsage],
+    rows: list[Row],
+    grain: _Grain[Row],
     start: datetime,
     end: datetime,
     versions: Sequence[ContractVersion],
@@ -179,11 +272,12 @@ def _usage_lines(
     dates = {v.effective_from for v in product.plans} | {v.effective_from for v in versions}
     inside = {_midnight(d) for d in dates if start < _midnight(d) < end}
     cuts = sorted({start, end} | inside)
-    rows = sorted(rows, key=lambda row: row.hour)
+    rows = sorted(rows, key=grain.start)
+    starts = [grain.start(row) for row in rows]  # ascending: a segment is a slice
     allowance_used = ZERO  # of the month's one budget, across segments in event-time order
     lines: list[InvoiceLine] = []
     for seg_start, seg_end in pairwise(cuts):
-        segment = [row for row in rows if seg_start <= row.hour < seg_end]
+        segment = rows[bisect_left(starts, seg_start) : bisect_left(starts, seg_end)]
         if not segment:
             continue
         quantity = exact_sum(row.quantity for row in segment)
@@ -219,7 +313,7 @@ def _usage_lines(
                 discount_amount=discount,
                 amount=round_line(STRICT.subtract(subtotal, discount), currency),
                 kind="usage",
-                hours=tuple(sorted({row.hour for row in segment})),
+                hours=grain.hours(segment),
             )
         )
     return lines
@@ -319,7 +413,32 @@ def _check_rows(
         seen.add(key)
 
 
-def _currency(usage: Sequence[MeteredUsage], products: Mapping[str, ProductTerms]) -> str:
+def _check_days(
+    tenant_id: str, period: str, start: datetime, end: datetime, days: Sequence[MeteredDay]
+) -> None:
+    # The hourly rule "one row per (hour, sku, unit)" in daily terms: rows of one (day, sku,
+    # unit) - one per unpriced reason - never share an hour.
+    claimed: dict[tuple[date, str, str], int] = {}
+
+    def where(row: MeteredDay) -> str:  # built only on failure
+        return f"daily usage row {row.product_sku} {row.unit} on {row.day.isoformat()}"
+
+    for row in days:
+        if row.tenant_id != tenant_id:
+            raise ValueError(f"{where(row)} belongs to {row.tenant_id!r}, not {tenant_id!r}")
+        if not start <= _day_start(row.day) < end:
+            raise ValueError(f"{where(row)} is outside the period {period}")
+        if not row.quantity.is_finite() or row.quantity < 0:
+            raise ValueError(f"{where(row)} has quantity {row.quantity}, not a finite amount >= 0")
+        if not 0 < row.hour_mask < 1 << 24:
+            raise ValueError(f"{where(row)} has hour_mask {row.hour_mask}, not 1 to 2^24 - 1")
+        key = (row.day, row.product_sku, row.unit)
+        if claimed.get(key, 0) & row.hour_mask:
+            raise ValueError(f"{where(row)} repeats an hour of another row (counted twice)")
+        claimed[key] = claimed.get(key, 0) | row.hour_mask
+
+
+def _currency(usage: Sequence[MeteredQuantity], products: Mapping[str, ProductTerms]) -> str:
     """The catalog's one currency: of the products used, else of the whole catalog."""
     used = {products[r.product_sku].currency for r in usage if r.product_sku in products}
     currencies = used or {p.currency for p in products.values()}
@@ -333,6 +452,14 @@ def _positions(usage: Iterable[MeteredUsage]) -> tuple[tuple[int, int], ...]:
     for row in usage:
         partition, offset = row.position.partition, row.position.offset
         highest[partition] = max(offset, highest.get(partition, offset))
+    return tuple(sorted(highest.items()))
+
+
+def _day_positions(days: Iterable[MeteredDay]) -> tuple[tuple[int, int], ...]:
+    highest: dict[int, int] = {}
+    for row in days:
+        for partition, offset in row.positions:
+            highest[partition] = max(offset, highest.get(partition, offset))
     return tuple(sorted(highest.items()))
 
 

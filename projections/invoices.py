@@ -19,7 +19,7 @@ from catalog.invoice import (
     correction_note,
     invoice_hash,
 )
-from catalog.pricing import draft_invoice
+from catalog.pricing import draft_invoice, draft_invoice_daily
 from catalog.pricing import period_bounds as pricing_period_bounds
 from catalog.terms import ContractTerms, ProductTerms
 from kernel.decimals import plain
@@ -173,11 +173,16 @@ class Invoicing:
         return (None, None) if found is None else found
 
     def draft(self, tenant_id: str, period: str) -> InvoiceDraft:
-        """The live draft from the hourly-usage projection and the terms in force now."""
+        """The live draft from the daily-usage projection and the terms in force now.
+
+        Daily rows price to the same document as the hourly rows they roll up (a 24th of the
+        rows to read); finalize, verify and corrections derive from the ledger below their
+        pins instead, and `draft_with` and `explain` keep the hourly rows they replace or
+        show."""
         start, end = period_bounds(period)
         contract, _version = self._contract(tenant_id)
-        rows = self._usage.usage(tenant_id, start, end)
-        return draft_invoice(tenant_id, period, rows, self._app.products(), contract)
+        days = self._usage.daily_usage(tenant_id, start.date(), end.date())
+        return draft_invoice_daily(tenant_id, period, days, self._app.products(), contract)
 
     def draft_with(
         self, tenant_id: str, period: str, hours: Mapping[datetime, Sequence[HourlyUsage]]

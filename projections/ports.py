@@ -1,11 +1,13 @@
-"""Port of the projections: where hourly usage is stored and read (ScyllaDB or SQLite)."""
+"""Port of the projections: where hourly and daily usage is stored and read (ScyllaDB or
+SQLite)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
+from projections.daily import DailyUsage
 from projections.hourly import HourlyUsage, UsageDetail
 
 
@@ -40,6 +42,18 @@ class UsageStore(Protocol):
     ) -> list[UsageDetail]:
         """Detail rows of the tenant with start <= hour < end, ordered by hour, SKU, unit,
         region, resource."""
+        ...
+
+    def replace_day(self, tenant_id: str, day: date, rows: Sequence[DailyUsage]) -> None:
+        """Makes `rows` (the roll-up of the day's hourly rows, `projections.daily.roll_up`)
+        the daily usage of that tenant-day (rows of it not listed are removed), unless what
+        is stored was derived from more ledger events (`events_covered_days`); at equal
+        coverage the later write wins, as in `replace_hour`."""
+        ...
+
+    def daily_usage(self, tenant_id: str, start: date, end: date) -> list[DailyUsage]:
+        """Daily rows of the tenant with start <= day < end, ordered by day, SKU, unit,
+        unpriced reason."""
         ...
 
     def close(self) -> None: ...

@@ -1,5 +1,6 @@
 """Reconcile a billing month across every stage: log = ledger (+ conflicts + dead letters) =
-hourly usage = invoiced quantity, per tenant and SKU. Every mismatch says where to look.
+hourly usage = invoiced quantity (drafts price the daily roll-up of the hourly usage), per
+tenant and SKU. Every mismatch says where to look.
 
 The log is the reference: its records are classified as the writer classifies them (first
 occurrence of a (tenant, pulse id) wins, an identical repeat is a duplicate, another payload
@@ -285,8 +286,9 @@ class Reconciliation:
                         tenant,
                         sku,
                         "invoice",
-                        f"{unit}: hourly usage {hour_q} != invoiced {inv_q} "
-                        f"(pulse invoice show {tenant} --period {period})",
+                        f"{unit}: hourly usage {hour_q} != invoiced {inv_q}, priced from "
+                        f"daily usage (re-derive: pulse rebuild --tenant {tenant}; then "
+                        f"pulse invoice show {tenant} --period {period})",
                     )
                 )
         return rows

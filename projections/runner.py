@@ -6,16 +6,18 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from ledger import codec
 from ledger.model import LogRecord, hour_of
 from ledger.ports import LedgerStore, LogConsumer, PulseLog
 from ledger.retry import retrying
+from projections.daily import day_start, roll_up
 from projections.hourly import BillingUnitOf, HourlyUsage, derive_detail, derive_hour
 from projections.ports import UsageStore
 
 log = logging.getLogger(__name__)
+_DAY = timedelta(days=1)
 
 
 def project_hours(
@@ -30,13 +32,25 @@ def project_hours(
     Live projection, rebuild and replay all go through here: one definition of usage. The
     SKU rows and the detail rows (by region and resource) come from one read of the hour,
     so they are one version of it and are written under one stamp.
+
+    Then each tenant-day touched is rolled up again from its hourly rows as stored (all 24
+    hours in one read, after this call's hours of it are written) and written whole: the
+    daily usage that invoice drafts price. Reading the stored hours, not what this call
+    derived, keeps a day consistent with its hours when this call's derivation of an hour
+    lost to a newer one; and of two projectors writing hours of one day, the one that reads
+    last sees both hours and covers the most events, so its roll-up is the one kept.
     """
     derived = {}
+    days: set[tuple[str, date]] = set()
     for tenant, hour in sorted(set(hours)):
         events = list(store.events_in_hour(tenant, hour))
         rows = derive_hour(events, billing_unit_of)
         usage.replace_hour(tenant, hour, rows, derive_detail(events, billing_unit_of))
         derived[(tenant, hour)] = rows
+        days.add((tenant, hour.date()))
+    for tenant, day in sorted(days):
+        start = day_start(day)
+        usage.replace_day(tenant, day, roll_up(usage.usage(tenant, start, start + _DAY)))
     return derived
 
 

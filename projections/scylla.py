@@ -1,11 +1,11 @@
 """ScyllaUsageStore: hourly usage on ScyllaDB/Cassandra (tables hourly_usage and
-hourly_usage_detail)."""
+hourly_usage_detail) and its daily roll-up (daily_usage)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +14,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
 
 from ledger.model import Position, from_micros, to_micros
+from projections.daily import DailyUsage, day_start, events_covered_days
 from projections.hourly import HourlyUsage, UsageDetail, events_covered
 from storage.cql import translated
 
@@ -105,6 +106,20 @@ class ScyllaUsageStore:
             self._select_detail = session.prepare(
                 f"SELECT * FROM {ks}.hourly_usage_detail WHERE tenant_id=? AND day=? "
                 "AND hour >= ? AND hour < ?"
+            )
+            self._delete_day = session.prepare(
+                f"DELETE FROM {ks}.daily_usage USING TIMESTAMP ? "
+                "WHERE tenant_id=? AND month=? AND day=?"
+            )
+            self._insert_day = session.prepare(
+                f"INSERT INTO {ks}.daily_usage (tenant_id, month, day, product_sku, unit, "
+                "unpriced_reason, quantity, pulse_count, hour_mask, positions) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            )
+            self._select_days = session.prepare(
+                f"SELECT tenant_id, day, product_sku, unit, unpriced_reason, quantity, "
+                f"pulse_count, hour_mask, positions FROM {ks}.daily_usage "
+                "WHERE tenant_id=? AND month=? AND day >= ? AND day < ?"
             )
 
     def replace_hour(
@@ -213,6 +228,41 @@ class ScyllaUsageStore:
                 if sku is None or row.product_sku == sku
             ]
 
+    def replace_day(self, tenant_id: str, day: date, rows: Sequence[DailyUsage]) -> None:
+        # One single-partition batch, stamped by the events the day's hourly rows covered, as
+        # replace_hour stamps an hour: an older roll-up arriving last loses cell by cell.
+        stamp = write_timestamp(events_covered_days(rows), self._clock())
+        month = day.strftime("%Y-%m")
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.add(self._delete_day, (stamp - 1, tenant_id, month, day))
+        for r in rows:
+            batch.add(
+                self._insert_day,
+                (
+                    r.tenant_id,
+                    month,
+                    r.day,
+                    r.product_sku,
+                    r.unit,
+                    r.unpriced_reason,
+                    r.quantity,
+                    r.pulse_count,
+                    r.hour_mask,
+                    dict(r.positions),
+                    stamp,
+                ),
+            )
+        with translated(f"writing daily usage of {tenant_id} on {day.isoformat()}"):
+            self._session.execute(batch)
+
+    def daily_usage(self, tenant_id: str, start: date, end: date) -> list[DailyUsage]:
+        out: list[DailyUsage] = []
+        with translated(f"reading daily usage of {tenant_id}"):
+            for month in months_between(day_start(start), day_start(end)):
+                rows = self._session.execute(self._select_days, (tenant_id, month, start, end))
+                out += [_day(row) for row in rows]
+        return out
+
     def close(self) -> None:
         pass  # the session belongs to the process's CqlConnection (storage.cql), closed once
 
@@ -245,4 +295,19 @@ def _detail(row: Any) -> UsageDetail:
         pulse_count=row.pulse_count,
         position=Position(row.kafka_partition, row.kafka_offset),
         unpriced_reason=row.unpriced_reason or "",
+    )
+
+
+def _day(row: Any) -> DailyUsage:
+    positions = row.positions or {}
+    return DailyUsage(
+        tenant_id=row.tenant_id,
+        day=row.day.date(),
+        product_sku=row.product_sku,
+        unit=row.unit,
+        unpriced_reason=row.unpriced_reason,
+        quantity=Decimal(row.quantity),
+        pulse_count=row.pulse_count,
+        hour_mask=row.hour_mask,
+        positions=tuple(sorted((int(p), int(o)) for p, o in positions.items())),
     )

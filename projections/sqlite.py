@@ -1,15 +1,17 @@
-"""SQLiteUsageStore: hourly usage (per SKU, and per SKU, region and resource) of the embedded
-default."""
+"""SQLiteUsageStore: hourly usage (per SKU, and per SKU, region and resource) and its daily
+roll-up, of the embedded default."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 from ledger.model import Position, from_micros, to_micros
+from projections.daily import DailyUsage, events_covered_days
 from projections.hourly import HourlyUsage, UsageDetail, events_covered
 from storage.sqlite import SQLiteDb
 
@@ -26,6 +28,11 @@ CREATE TABLE IF NOT EXISTS hourly_usage_detail (
   pulse_count INTEGER NOT NULL, log_partition INTEGER NOT NULL, log_offset INTEGER NOT NULL,
   unpriced_reason TEXT NOT NULL,
   PRIMARY KEY (tenant_id, hour_us, product_sku, unit, region, resource_id));
+CREATE TABLE IF NOT EXISTS daily_usage (
+  tenant_id TEXT NOT NULL, day TEXT NOT NULL, product_sku TEXT NOT NULL, unit TEXT NOT NULL,
+  unpriced_reason TEXT NOT NULL, quantity TEXT NOT NULL, pulse_count INTEGER NOT NULL,
+  hour_mask INTEGER NOT NULL, positions TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, day, product_sku, unit, unpriced_reason));
 """
 
 
@@ -159,6 +166,60 @@ class SQLiteUsageStore:
                 unpriced_reason=str(reason),
             )
             for t, h, s, u, g, r, q, c, p, o, reason in self._db.query(sql + order, args)
+        ]
+
+    def replace_day(self, tenant_id: str, day: date, rows: Sequence[DailyUsage]) -> None:
+        with self._db.tx() as conn:
+            # Compare and replace in one write transaction, as replace_hour does.
+            (stored,) = conn.execute(
+                "SELECT COALESCE(SUM(pulse_count), 0) FROM daily_usage "
+                "WHERE tenant_id = ? AND day = ?",
+                (tenant_id, day.isoformat()),
+            ).fetchone()
+            if int(stored) > events_covered_days(rows):
+                return
+            conn.execute(
+                "DELETE FROM daily_usage WHERE tenant_id = ? AND day = ?",
+                (tenant_id, day.isoformat()),
+            )
+            conn.executemany(
+                "INSERT INTO daily_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.tenant_id,
+                        r.day.isoformat(),
+                        r.product_sku,
+                        r.unit,
+                        r.unpriced_reason,
+                        str(r.quantity),
+                        r.pulse_count,
+                        r.hour_mask,
+                        json.dumps(r.positions),
+                    )
+                    for r in rows
+                ],
+            )
+
+    def daily_usage(self, tenant_id: str, start: date, end: date) -> list[DailyUsage]:
+        rows = self._db.query(
+            "SELECT tenant_id, day, product_sku, unit, unpriced_reason, quantity, pulse_count, "
+            "hour_mask, positions FROM daily_usage WHERE tenant_id = ? AND day >= ? AND day < ? "
+            "ORDER BY day, product_sku, unit, unpriced_reason",
+            [tenant_id, start.isoformat(), end.isoformat()],
+        )
+        return [
+            DailyUsage(
+                tenant_id=str(t),
+                day=date.fromisoformat(str(d)),
+                product_sku=str(s),
+                unit=str(u),
+                unpriced_reason=str(reason),
+                quantity=Decimal(str(q)),
+                pulse_count=int(str(c)),
+                hour_mask=int(str(m)),
+                positions=tuple((int(p), int(o)) for p, o in json.loads(str(ps))),
+            )
+            for t, d, s, u, reason, q, c, m, ps in rows
         ]
 
     def close(self) -> None:

@@ -113,6 +113,11 @@ def usage_of(usage: UsageStore, tenant: str) -> tuple[Decimal, int]:
     return sum((r.quantity for r in rows), Decimal(0)), sum(r.pulse_count for r in rows)
 
 
+def day_of(usage: UsageStore, tenant: str) -> tuple[Decimal, int]:
+    rows = usage.daily_usage(tenant, T0.date(), T0.date() + timedelta(days=1))
+    return sum((r.quantity for r in rows), Decimal(0)), sum(r.pulse_count for r in rows)
+
+
 def detail_of(usage: UsageStore, tenant: str) -> tuple[Decimal, int]:
     rows = usage.usage_detail(tenant, T0, T0 + timedelta(hours=1))
     return sum((r.quantity for r in rows), Decimal(0)), sum(r.pulse_count for r in rows)
@@ -134,9 +139,10 @@ def test_a_rebuild_paused_after_its_read_does_not_undo_the_projector(
     paused = PausedAfterRead(ledger_store, tenant, (tenant, T0), writer_then_projector)
     # when: the rebuild read ten, then the writer appended the 11th and the projector wrote it
     rebuild(paused, usage_store, BILLING_UNIT)
-    # then: usage and its detail are the ledger's, not the rebuild's older snapshot
+    # then: usage, its detail and its day are the ledger's, not the rebuild's older snapshot
     assert usage_of(usage_store, tenant) == (Decimal(11), 11)
     assert detail_of(usage_store, tenant) == (Decimal(11), 11)
+    assert day_of(usage_store, tenant) == (Decimal(11), 11)
 
 
 @pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
@@ -161,6 +167,7 @@ def test_a_projector_paused_after_its_read_does_not_undo_a_rebuild(
     # then
     assert usage_of(usage_store, tenant) == (Decimal(5), 5)
     assert detail_of(usage_store, tenant) == (Decimal(5), 5)
+    assert day_of(usage_store, tenant) == (Decimal(5), 5)
 
 
 @pytest.mark.servers
@@ -183,6 +190,7 @@ def test_a_projector_whose_clock_is_behind_still_writes_the_newer_hour(
     # then
     assert usage_of(behind, tenant) == (Decimal(3), 3)
     assert detail_of(behind, tenant) == (Decimal(3), 3)
+    assert day_of(behind, tenant) == (Decimal(3), 3)
 
 
 @pytest.mark.servers
@@ -247,3 +255,48 @@ def test_a_rebuild_fills_the_detail_of_hours_projected_before_it_existed(
         ("br-ne1", "vm-2", Decimal(4), 1),
         ("br-se1", "vm-1", Decimal(3), 2),
     ]
+
+
+@pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
+def test_projecting_hours_keeps_their_day_rolled_up(
+    ledger_store: LedgerStore, usage_store: UsageStore
+) -> None:
+    # given: pulses at 10:00 and 13:00 on two partitions, then a late one at 10:00
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    later = T0 + timedelta(hours=3)
+    ledger_store.append(
+        [
+            event(pulse("p-1", tenant=tenant, amount="1.25"), offset=40, partition=0),
+            event(pulse("p-2", tenant=tenant, amount="2", at=later), offset=7, partition=2),
+        ]
+    )
+    project_hours([(tenant, T0), (tenant, later)], ledger_store, usage_store, BILLING_UNIT)
+    ledger_store.append([event(pulse("p-3", tenant=tenant, amount="0.5"), offset=50, partition=0)])
+    # when: only the hour of the late pulse is projected again
+    project_hours([(tenant, T0)], ledger_store, usage_store, BILLING_UNIT)
+    # then: the day covers both hours, with the greatest offset of each partition among
+    # the hours' positions
+    (day,) = usage_store.daily_usage(tenant, T0.date(), T0.date() + timedelta(days=1))
+    assert (day.product_sku, day.unit, day.unpriced_reason) == ("network.egress", "GB", "")
+    assert (day.quantity, day.pulse_count) == (Decimal("3.75"), 3)
+    assert day.hours == (T0, later)
+    assert day.positions == ((0, 50), (2, 7))
+
+
+@pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
+def test_a_rebuild_fills_the_days_of_hours_projected_before_they_existed(
+    ledger_store: LedgerStore, usage_store: UsageStore
+) -> None:
+    # given: an hour projected by a version that kept no daily usage
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    ledger_store.append(gigabytes(tenant, range(3)))
+    usage_store.replace_hour(
+        tenant, T0, derive_hour(ledger_store.events_in_hour(tenant, T0), BILLING_UNIT)
+    )
+    assert day_of(usage_store, tenant) == (Decimal(0), 0)
+    # when
+    rebuild(
+        PausedAfterRead(ledger_store, tenant, ("", T0), lambda: None), usage_store, BILLING_UNIT
+    )
+    # then
+    assert day_of(usage_store, tenant) == (Decimal(3), 3)

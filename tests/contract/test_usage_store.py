@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from ledger.model import Position
+from projections.daily import DailyUsage
 from projections.hourly import HourlyUsage, UsageDetail
 from projections.ports import UsageStore
 
@@ -219,3 +220,81 @@ def test_other_tenants_detail_is_invisible(usage_store: UsageStore) -> None:
     )
     # when / then
     assert detail_in(usage_store, mine) == []
+
+
+# --- daily rows (the roll-up of a tenant-day's hourly rows, what invoice drafts price) -------
+
+DAY = HOUR.date()  # 2026-10-31, the last day of a month
+
+
+def day_row(
+    tenant: str,
+    day: date,
+    sku: str,
+    quantity: str,
+    *,
+    unit: str = "GB",
+    reason: str = "",
+    count: int = 3,
+    mask: int = 1 << 23 | 1,
+    positions: tuple[tuple[int, int], ...] = ((0, 5), (2, 1 << 40)),
+) -> DailyUsage:
+    return DailyUsage(tenant, day, sku, unit, reason, Decimal(quantity), count, mask, positions)
+
+
+def test_replaced_days_read_back_exactly(usage_store: UsageStore) -> None:
+    # given: every hour of the day, a quantity past float precision, two reasons for one
+    # SKU and unit, offsets past 32 bits
+    t = tenant()
+    rows = [
+        day_row(t, DAY, "a", "1.000000000000000001", mask=(1 << 24) - 1),
+        day_row(t, DAY, "a", "2", unit="furlong", reason="no such unit", positions=((7, 0),)),
+        day_row(t, DAY, "a", "3", unit="furlong", reason="zzz", mask=0b10, count=1),
+    ]
+    # when
+    usage_store.replace_day(t, DAY, rows)
+    # then: ordered by day, SKU, unit, reason
+    assert usage_store.daily_usage(t, DAY, DAY + timedelta(days=1)) == rows
+
+
+def test_replacing_a_day_drops_rows_no_longer_derived(usage_store: UsageStore) -> None:
+    # given
+    t = tenant()
+    usage_store.replace_day(t, DAY, [day_row(t, DAY, "a", "1"), day_row(t, DAY, "b", "2")])
+    # when: rolled up from more events (3 + 3 before, 7 now)
+    newer = [day_row(t, DAY, "a", "5", count=7)]
+    usage_store.replace_day(t, DAY, newer)
+    # then
+    assert usage_store.daily_usage(t, DAY, DAY + timedelta(days=1)) == newer
+
+
+def test_a_day_rolled_up_from_fewer_events_arriving_last_changes_nothing(
+    usage_store: UsageStore,
+) -> None:
+    # given: the day rolled up from 4 events
+    t = tenant()
+    newer = [day_row(t, DAY, "a", "3", count=3), day_row(t, DAY, "c", "1", count=1)]
+    usage_store.replace_day(t, DAY, newer)
+    # when: a roll-up that read hours covering only 3 of them writes after it
+    usage_store.replace_day(
+        t, DAY, [day_row(t, DAY, "a", "2", count=2), day_row(t, DAY, "b", "1", count=1)]
+    )
+    # then
+    assert usage_store.daily_usage(t, DAY, DAY + timedelta(days=1)) == newer
+
+
+def test_day_ranges_are_half_open_span_months_and_see_one_tenant(
+    usage_store: UsageStore,
+) -> None:
+    # given: Oct 30 and 31, Nov 1, and another tenant's Oct 31
+    t, other = tenant(), tenant()
+    days = [DAY - timedelta(days=1), DAY, DAY + timedelta(days=1)]
+    for d in days:
+        usage_store.replace_day(t, d, [day_row(t, d, "a", "1")])
+    usage_store.replace_day(other, DAY, [day_row(other, DAY, "a", "9")])
+    # when
+    october = usage_store.daily_usage(t, date(2026, 10, 1), date(2026, 11, 1))
+    across = usage_store.daily_usage(t, DAY, date(2026, 11, 2))
+    # then
+    assert [r.day for r in october] == days[:2]
+    assert [(r.tenant_id, r.day) for r in across] == [(t, DAY), (t, days[2])]

@@ -13,6 +13,7 @@ import pytest
 
 from ledger.model import LedgerEvent, Position, Pulse
 from ledger.scylla import ScyllaLedgerStore
+from projections.daily import roll_up
 from projections.hourly import derive_detail, derive_hour
 from projections.scylla import ScyllaUsageStore
 
@@ -78,14 +79,14 @@ def test_readme_queries_answer_in_cqlsh(
     ]
     ledger.append(events)
     units = {"compute.vcpu": "vCPU-hour", "network.egress": "GB"}
-    usage.replace_hour(
-        "acme", HOUR, derive_hour(events, units.get), derive_detail(events, units.get)
-    )
+    hourly_rows = derive_hour(events, units.get)
+    usage.replace_hour("acme", HOUR, hourly_rows, derive_detail(events, units.get))
+    usage.replace_day("acme", HOUR.date(), roll_up(hourly_rows))
     queries = [q.replace("pulse_ledger.", f"{migrated_keyspace}.") for q in analyst_queries()]
-    assert len(queries) == 4
+    assert len(queries) == 5
 
     # when
-    by_hour, by_id, hourly, detail = (cqlsh(cql_endpoint, q) for q in queries)
+    by_hour, by_id, hourly, detail, daily = (cqlsh(cql_endpoint, q) for q in queries)
 
     # then
     assert "acme-vm-20261127T10" in by_hour and "acme-egress-20261127T10-0" in by_hour
@@ -93,3 +94,5 @@ def test_readme_queries_answer_in_cqlsh(
     assert "1200" in by_id and "(1 rows)" in by_id
     assert "network.egress" in hourly and "1.5" in hourly and "(2 rows)" in hourly
     assert "vm-7" in detail and "br-se1" in detail and "(2 rows)" in detail
+    # hour 10 is bit 10 of the mask (1024); each SKU's one pulse is its greatest position
+    assert "1024" in daily and "{4: 1201}" in daily and "(2 rows)" in daily

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from ledger.sqlite_store import SQLiteLedgerStore
 from ledger.writer import LedgerWriter
+from projections.daily import roll_up
 from projections.reconcile import ReconcileReport, Reconciliation
 from tests.unit.helpers import catalog
 from tests.unit.test_replay import OCT, WRITER, World, egress, world
@@ -64,11 +65,12 @@ def test_a_pulse_the_ledger_lacks_is_named_with_its_log_position(world: World) -
 
 
 def test_hourly_usage_that_differs_from_the_ledger_is_named(world: World) -> None:
-    # given: the stored hour says 3 GB where the ledger holds 5
+    # given: the stored hour (and the day rolled up from it) says 3 GB where the ledger holds 5
     world.publish([egress("acme", "a", "5")])
     world.write_all()
     (row,) = world.usage.usage("acme", OCT, OCT + timedelta(hours=1))
     world.usage.replace_hour("acme", OCT, [replace(row, quantity=Decimal(3))])
+    world.usage.replace_day("acme", OCT.date(), roll_up([replace(row, quantity=Decimal(3))]))
 
     # when
     report = reconcile(world, tenant="acme")
@@ -76,3 +78,21 @@ def test_hourly_usage_that_differs_from_the_ledger_is_named(world: World) -> Non
     # then
     assert [m.stage for m in report.mismatches] == ["hourly usage"]
     assert "ledger 5 != hourly usage 3" in report.mismatches[0].detail
+
+
+def test_a_daily_roll_up_that_differs_from_its_hours_is_named_at_the_invoice(
+    world: World,
+) -> None:
+    # given: the hour holds the ledger's 5 GB, its stored day says 3 (drafts price the days)
+    world.publish([egress("acme", "a", "5")])
+    world.write_all()
+    (row,) = world.usage.usage("acme", OCT, OCT + timedelta(hours=1))
+    world.usage.replace_day("acme", OCT.date(), roll_up([replace(row, quantity=Decimal(3))]))
+
+    # when
+    report = reconcile(world, tenant="acme")
+
+    # then
+    assert [m.stage for m in report.mismatches] == ["invoice"]
+    assert "hourly usage 5 != invoiced 3" in report.mismatches[0].detail
+    assert "pulse rebuild --tenant acme" in report.mismatches[0].detail

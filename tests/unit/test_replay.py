@@ -157,6 +157,21 @@ def test_a_replay_restores_a_lost_ledger_and_reports_every_change(world: World) 
     assert report.drafts[0].after > 0
 
 
+def test_a_replay_rolls_the_restored_hours_up_into_their_day(world: World) -> None:
+    # given: 10 pulses of 2 GB over two hours, written; then the ledger and usage are lost
+    world.publish([egress("acme", f"p{i}", "2", hour=i % 2) for i in range(10)])
+    world.write_all()
+    _lose_ledger(world)
+
+    # when
+    world.run()
+
+    # then: the day that drafts price is back too, covering both hours
+    (day,) = world.usage.daily_usage("acme", OCT.date(), OCT.date() + timedelta(days=1))
+    assert (day.product_sku, day.quantity, day.pulse_count) == ("network.egress", Decimal(20), 10)
+    assert day.hours == (OCT, OCT + timedelta(hours=1))
+
+
 def test_a_dry_run_reports_what_a_replay_would_do_and_changes_nothing(world: World) -> None:
     # given
     world.publish([egress("acme", f"p{i}", "3", hour=i % 3) for i in range(9)])

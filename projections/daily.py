@@ -1,0 +1,110 @@
+"""Daily usage rolled up from hourly usage (pure; absolute values): what invoice drafts price.
+
+Segments are cut at midnights only, so a day is the finest grain pricing needs; a daily row
+keeps what the invoice document shows of its hours (which hours had usage, the greatest
+ledger offset per partition), so `catalog.pricing.draft_invoice_daily` of the roll-up gives
+the very document `draft_invoice` gives of the hourly rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+
+from kernel.decimals import EXACT
+from projections.hourly import HourlyUsage
+
+
+@dataclass(frozen=True, slots=True)
+class DailyUsage:
+    """The hourly rows of one (tenant, UTC day, SKU, unit, unpriced reason), summed.
+
+    Hourly rows of one SKU and unit with different unpriced reasons stay apart, because the
+    invoice lists unpriced usage per reason. `hour_mask` has bit h set when hour h of `day`
+    has a row; `positions` are (partition, greatest offset) over the rows' positions,
+    ascending by partition; `pulse_count` sums theirs (the day's version, `events_covered`).
+    """
+
+    tenant_id: str
+    day: date
+    product_sku: str
+    unit: str
+    unpriced_reason: str
+    quantity: Decimal
+    pulse_count: int
+    hour_mask: int
+    positions: tuple[tuple[int, int], ...]
+
+    @property
+    def priced(self) -> bool:
+        return not self.unpriced_reason
+
+    @property
+    def hours(self) -> tuple[datetime, ...]:
+        """The hour buckets with usage, ascending."""
+        midnight = day_start(self.day)
+        return tuple(midnight.replace(hour=h) for h in range(24) if self.hour_mask >> h & 1)
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def events_covered_days(rows: Sequence[DailyUsage]) -> int:
+    """How many ledger events the rows of one tenant-day were derived from: their version.
+
+    Each hour's coverage only grows, so a roll-up that read more events in total read no
+    older state of the day as a whole; the last roll-up written after every hour's last
+    write reads them all and wins (see `UsageStore.replace_day`).
+    """
+    return sum(r.pulse_count for r in rows)
+
+
+@dataclass
+class _Acc:
+    quantity: Decimal
+    count: int
+    mask: int
+    positions: dict[int, int]
+
+
+def roll_up(rows: Iterable[HourlyUsage]) -> list[DailyUsage]:
+    """One row per (tenant, day, sku, unit, unpriced reason) of `rows`, ordered by that key.
+
+    Quantities are summed exactly. A repeated (tenant, hour, sku, unit) row is a ValueError:
+    an hour is stored once, and summing it twice would count it twice.
+    """
+    buckets: dict[tuple[str, date, str, str, str], _Acc] = {}
+    for row in rows:
+        day, bit = row.hour.date(), 1 << row.hour.hour
+        key = (row.tenant_id, day, row.product_sku, row.unit, row.unpriced_reason)
+        partition, offset = row.position.partition, row.position.offset
+        acc = buckets.get(key)
+        if acc is None:
+            buckets[key] = _Acc(row.quantity, row.pulse_count, bit, {partition: offset})
+            continue
+        if acc.mask & bit:
+            raise ValueError(
+                f"hourly usage {row.product_sku} {row.unit} at {row.hour.isoformat()} "
+                f"of {row.tenant_id!r} is given twice"
+            )
+        acc.quantity = EXACT.add(acc.quantity, row.quantity)
+        acc.count += row.pulse_count
+        acc.mask |= bit
+        acc.positions[partition] = max(offset, acc.positions.get(partition, offset))
+    return [
+        DailyUsage(
+            tenant_id=tenant,
+            day=day,
+            product_sku=sku,
+            unit=unit,
+            unpriced_reason=reason,
+            quantity=acc.quantity,
+            pulse_count=acc.count,
+            hour_mask=acc.mask,
+            positions=tuple(sorted(acc.positions.items())),
+        )
+        for (tenant, day, sku, unit, reason), acc in sorted(buckets.items(), key=lambda i: i[0])
+    ]
