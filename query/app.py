@@ -132,6 +132,27 @@ def _health(request: Request) -> dict[str, Any]:
 Health = Annotated[dict[str, Any], Depends(_health)]
 
 
+def _query_names(dependant: Any) -> set[str]:
+    """Query parameter names a route (its dependencies included) declares."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _known_query_only(request: Request) -> None:
+    """422 for a query parameter the route does not take: a misspelt filter (`skus=`,
+    `grup_by=`) would otherwise be ignored and the answer would cover everything."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:  # not an API route (the tenant page's static files)
+        return
+    declared = _query_names(dependant)
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        takes = ", ".join(sorted(declared)) or "no query parameters"
+        raise Invalid(f"{unknown[0]}: not a query parameter of this route (it takes {takes})")
+
+
 def create_app(
     ledger: LedgerStore,
     usage: UsageStore,
@@ -143,7 +164,12 @@ def create_app(
     health: HealthReport | None = None,
 ) -> FastAPI:
     """The read API; `auth` None is development mode (no key asked; the caller says so)."""
-    app = FastAPI(title="pulse-ledger read API", version="1", responses=ERROR_RESPONSES)
+    app = FastAPI(
+        title="pulse-ledger read API",
+        version="1",
+        responses=ERROR_RESPONSES,
+        dependencies=[Depends(_known_query_only)],
+    )
     register_error_handlers(app)
     document_problems(app)
     app.state.ledger = ledger

@@ -396,3 +396,15 @@ def test_errors_are_in_the_openapi_schema_as_problem_json(api: Api) -> None:
                 assert content["application/problem+json"]["schema"] == {
                     "$ref": "#/components/schemas/Problem"
                 }
+
+
+@pytest.mark.parametrize("query", ["skus=storage.block", "grup_by=region", "=0", "SKU=x"])
+def test_a_query_parameter_the_route_does_not_take_is_refused_by_name(api: Api, query: str) -> None:
+    # given: a misspelt filter would otherwise be ignored and the answer cover every SKU
+    # when
+    reply = api.http.get(f"{USAGE}?start={DAY['start']}&end={DAY['end']}&{query}")
+    # then
+    assert reply.status_code == 422
+    name = query.split("=", 1)[0]
+    assert f"{name}: not a query parameter of this route" in reply.json()["detail"]
+    assert "group_by" in reply.json()["detail"]
