@@ -19,6 +19,8 @@ from storage.cql import execute_all, run_concurrent, text_size, translated, unlo
 # ids per dedup look-up: one request then serves many pulses.
 BATCH_ROWS = 100
 SEEN_CHUNK = 100
+# Hour partitions of a tenant read concurrently by one page of `pulses`.
+HOURS_AHEAD = 8
 # Tenants probed at once by the cross-tenant listings (one small request each, concurrently).
 TENANT_CHUNK = 100
 
@@ -220,23 +222,34 @@ class ScyllaLedgerStore:
         sku: str | None = None,
     ) -> list[LedgerEvent]:
         # Hour partitions in clustering order, each read as a slice after the last id (no
-        # stored id is empty, so "" is before every row of an hour); one request per hour.
+        # stored id is empty, so "" is before every row of an hour). Hours are asked
+        # HOURS_AHEAD at a time, concurrently, and taken in order until the page is full: a
+        # page over sparse hours waits for a few round trips, not one per hour.
         first, after_id = after or (hour_of(start), "")
         low, high = to_micros(start), to_micros(end)
         out: list[LedgerEvent] = []
         with translated(f"reading pulses of {tenant_id}"):
-            hours = self._session.execute(
-                self._hours_between, (tenant_id, max(first, hour_of(start)), end)
-            )
-            for hour in (_aware(r.hour) for r in hours):
-                resume = after_id if hour == first else ""
-                bounds = (tenant_id, hour, resume, low, high)
+            hours = [
+                _aware(r.hour)
+                for r in self._session.execute(
+                    self._hours_between, (tenant_id, max(first, hour_of(start)), end)
+                )
+            ]
+            for i in range(0, len(hours), HOURS_AHEAD):
                 want = limit - len(out)
-                if sku is None:
-                    rows = self._session.execute(self._hour_slice, (*bounds, want))
-                else:
-                    rows = self._session.execute(self._hour_slice_of_sku, (*bounds, sku, want))
-                out.extend(_event(r) for r in rows)
+                futures = []
+                for hour in hours[i : i + HOURS_AHEAD]:
+                    bounds = (tenant_id, hour, after_id if hour == first else "", low, high)
+                    if sku is None:
+                        args: tuple[object, ...] = (*bounds, want)
+                        futures.append(self._session.execute_async(self._hour_slice, args))
+                    else:
+                        args = (*bounds, sku, want)
+                        futures.append(self._session.execute_async(self._hour_slice_of_sku, args))
+                for future in futures:  # in hour order; all awaited, also past a full page
+                    rows = list(future.result())
+                    if len(out) < limit:
+                        out.extend(_event(r) for r in rows[: limit - len(out)])
                 if len(out) >= limit:
                     break
         return out

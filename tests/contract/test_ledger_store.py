@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from ledger.model import LedgerEvent, Position, Pulse
 from ledger.ports import ConflictRecord, LedgerStore, PulseKey, TenantConflictKey
 
@@ -210,6 +212,33 @@ def test_pulses_of_a_range_come_by_hour_then_id_bytes_cut_at_event_time(
     # then: hour first, then bytes of the id ("Z" < "b" < "é"); end exclusive
     assert pages == [["Z", "b"], ["é", "a"], ["c"]]
     assert only_block == [["Z", "b", "before-start", "é", "c", "at-end"]]
+
+
+@pytest.mark.parametrize("limit", [1, 4, 9, 100])
+def test_pages_over_many_sparse_hours_keep_hour_order_whatever_the_page_size(
+    ledger_store: LedgerStore, limit: int
+) -> None:
+    # given: 23 hours, most with one or two pulses, some empty, some of another SKU (pages
+    # then cross more hour partitions than a store may read at once)
+    t = tenant()
+    stored = []
+    for h in range(23):
+        if h % 5 == 3:
+            continue
+        at = HOUR + timedelta(hours=h)
+        stored.append(pulse_at(t, f"q{h:02d}", at + timedelta(minutes=1)))
+        if h % 3 == 0:
+            stored.append(pulse_at(t, f"p{h:02d}", at + timedelta(minutes=2), "api.requests"))
+    ledger_store.append(stored)
+    end = HOUR + timedelta(hours=23)
+    # when
+    pages = read_all(ledger_store, t, HOUR, end, limit)
+    block = read_all(ledger_store, t, HOUR, end, limit, "storage.block")
+    # then: every page full but the last, and together the pulses by hour, then id
+    expected = [e.pulse.pulse_id for e in sorted(stored, key=lambda e: (e.hour, e.pulse.pulse_id))]
+    assert [i for page in pages for i in page] == expected
+    assert all(len(page) == limit for page in pages[:-1])
+    assert [i for page in block for i in page] == [i for i in expected if i.startswith("q")]
 
 
 def test_paging_pulses_while_the_writer_appends_lists_each_stored_one_once(
