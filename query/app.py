@@ -22,7 +22,7 @@ from projections.ports import UsageStore
 from query.errors import ERROR_RESPONSES, document_problems, register_error_handlers
 from query.operations import OperatorTools
 from query.operations import router as operator_router
-from query.paging import DEFAULT_PAGE, Cursor, Limit, decode, encode
+from query.paging import DEFAULT_PAGE, Cursor, Limit, decode, encode, scope_of
 from query.schemas import (
     ConflictPage,
     ConflictResponse,
@@ -234,7 +234,9 @@ def create_app(
         cursor: Cursor = None,
     ) -> ConflictPage:
         """Conflicts in pulse-id order, a page at a time (follow next_cursor)."""
-        after: ConflictKey | None = decode(cursor, "conflicts", (str, int, int))
+        after: ConflictKey | None = decode(
+            cursor, "conflicts", (str, int, int), scope_of(tenant_id)
+        )
         found = store.conflicts(tenant_id, after=after, limit=limit + 1)
         page, more = found[:limit], len(found) > limit
         last = page[-1].event if page else None
@@ -256,7 +258,7 @@ def create_app(
                 last.position.partition,
                 last.position.offset,
             ]
-            next_cursor = encode("conflicts", key)
+            next_cursor = encode("conflicts", key, scope_of(tenant_id))
         return ConflictPage(items=items, next_cursor=next_cursor)
 
     return app

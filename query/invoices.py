@@ -50,10 +50,10 @@ def invoice_list(
     """The tenant's invoices, newest period first: every finalized invoice, and a **draft**
     for every month in which the ledger holds usage of the tenant but nothing is finalized
     yet (the running month included). A draft's total is priced when the page is asked for,
-    from the hourly-usage projection and the terms in force now; `limit` (at most
+    from the daily roll-up of hourly usage and the terms in force now; `limit` (at most
     100) bounds that work. Draft totals change with every pulse: `Cache-Control: no-store`."""
     response.headers["Cache-Control"] = "no-store"
-    after = decode(cursor, "invoices", (str,))
+    after = decode(cursor, "invoices", (str,), scope_of(tenant_id))
     before = None if after is None else after[0]
     page, more = invoices.summaries(tenant_id, limit=limit, before=before)
     items = [
@@ -70,7 +70,7 @@ def invoice_list(
     return InvoicePage(
         tenant_id=tenant_id,
         items=items,
-        next_cursor=encode("invoices", [page[-1].period]) if more else None,
+        next_cursor=encode("invoices", [page[-1].period], scope_of(tenant_id)) if more else None,
     )
 
 
@@ -160,7 +160,7 @@ def line_lineage(
     """A line's hourly buckets -> pulse ids -> Kafka (partition, offset) and arrival time,
     read from the ledger (as `pulse invoice explain`), a page at a time in (hour, pulse id)
     order; 404 when the SKU has no usage in the period."""
-    scope = scope_of(period, sku)
+    scope = scope_of(tenant_id, period, sku)
     after = decode(cursor, "lineage", (int, str), scope)
     key = None if after is None else (moment(after[0]), after[1])
     found = invoices.lineage(tenant_id, period, sku, limit=limit + 1, after=key)

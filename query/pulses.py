@@ -54,7 +54,7 @@ def pulse_page(
     begin, stop = _utc(start, "start"), _utc(end, "end")
     if stop <= begin:
         raise Invalid("end: must be after start")
-    scope = scope_of(begin.isoformat(), stop.isoformat(), sku)
+    scope = scope_of(tenant_id, begin.isoformat(), stop.isoformat(), sku)
     after = decode(cursor, "pulses", (int, str), scope)
     key = None if after is None else (moment(after[0]), after[1])
     found = store.pulses(tenant_id, begin, stop, limit=limit + 1, after=key, sku=sku)
