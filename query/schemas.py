@@ -41,6 +41,12 @@ class UsageRow(BaseModel):
     priced: bool
     unpriced_reason: str = Field(description='why the usage has no price; "" when priced')
     ledger_position: str = Field(description="greatest PARTITION:OFFSET among the pulses")
+    attributed: bool = Field(
+        default=True,
+        description="false when a grouped region or resource_id is unknown (null): hours "
+        "projected before detail was kept, until `pulse rebuild`; CSV shows it as a column "
+        'when grouping by region or resource_id, since an empty cell cannot tell null from ""',
+    )
 
 
 class UsageTotal(BaseModel):

@@ -61,7 +61,14 @@ def _wants_csv(request: Request, output: str | None) -> bool:
     return False
 
 
-def _row(line: UsageLine) -> UsageRow:
+def _unknown_group(line: UsageLine, group_by: Sequence[str]) -> bool:
+    """A region or resource the query groups by but the row cannot name (JSON null)."""
+    return ("region" in group_by and line.region is None) or (
+        "resource_id" in group_by and line.resource_id is None
+    )
+
+
+def _row(line: UsageLine, group_by: Sequence[str]) -> UsageRow:
     return UsageRow(
         period_start=line.period_start.isoformat(),
         period_end=line.period_end.isoformat(),
@@ -74,6 +81,7 @@ def _row(line: UsageLine) -> UsageRow:
         priced=line.priced,
         unpriced_reason=line.unpriced_reason,
         ledger_position=str(line.position),
+        attributed=not _unknown_group(line, group_by),
     )
 
 
@@ -95,12 +103,15 @@ def to_csv(report: UsageReport) -> str:
     (booleans as true/false, as in JSON); only the grouped-by group columns."""
     grouped = {_GROUP_COLUMN[g] for g in report.query.group_by}
     columns = [c for c in COLUMNS if c not in _GROUP_COLUMN.values() or c in grouped]
+    if not grouped & {"region", "resource_id"}:
+        columns.remove("attributed")
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for line in report.rows:
-        values = _row(line).model_dump()
+        values = _row(line, report.query.group_by).model_dump()
         values["priced"] = "true" if line.priced else "false"
+        values["attributed"] = "true" if values["attributed"] else "false"
         writer.writerow(values)
     return out.getvalue()
 
@@ -219,7 +230,7 @@ def tenant_usage(
         group_by=list(query.group_by),
         filters=UsageFilters(sku=query.sku, region=query.region, resource_id=query.resource_id),
         as_of=as_of,
-        rows=[_row(line) for line in report.rows],
+        rows=[_row(line, report.query.group_by) for line in report.rows],
         totals=[_total(t) for t in report.totals],
         overall=[_total(t) for t in report.overall],
         unattributed_hours=[h.isoformat() for h in unattributed],
