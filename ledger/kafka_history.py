@@ -9,7 +9,7 @@ from datetime import datetime
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from kernel.errors import Unavailable
-from ledger.kafka import KafkaConfig, _base_config
+from ledger.kafka_config import KafkaConfig, base_config
 from ledger.model import LogRecord, Position, from_micros, to_micros
 
 _TIMEOUT = 10.0
@@ -33,7 +33,7 @@ class KafkaLogHistory:
         return self._client
 
     def _client_config(self) -> dict[str, object]:
-        return _base_config(self._config) | {
+        return base_config(self._config) | {
             # A group id of its own that is never committed to: librdkafka wants one.
             "group.id": f"pulse-ledger-history-{uuid.uuid4().hex[:12]}",
             "enable.auto.commit": False,

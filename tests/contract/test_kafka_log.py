@@ -140,7 +140,7 @@ def test_a_member_reports_records_deleted_before_its_group_read_them(
     [future] = admin.delete_records([TopicPartition(settings.topic, 0, 4)]).values()
     future.result(timeout=30)
     # when: the next member of the group starts
-    caplog.set_level("INFO", logger="ledger.kafka")
+    caplog.set_level("INFO", logger="ledger.kafka_consumer")
     second = log.consumer(group)
     again = drain(second, 1)
     second.close()
