@@ -46,15 +46,22 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from functools import lru_cache
 from itertools import pairwise
-from operator import attrgetter
-from typing import Generic, TypeVar
 
+from catalog.grains import (
+    DAILY,
+    HOURLY,
+    Grain,
+    Row,
+    check_days,
+    check_rows,
+    day_ledger_positions,
+    ledger_positions,
+    midnight,
+)
 from catalog.in_force import check_ascending, in_force, plan_in_force, terms_in_force
 from catalog.invoice import (
     InvoiceDraft,
@@ -134,9 +141,9 @@ def draft_invoice(
     """
     start, end = period_bounds(period)
     versions = _versions(tenant_id, contract)
-    _check_rows(tenant_id, period, start, end, usage)
+    check_rows(tenant_id, period, start, end, usage)
     return _draft(
-        tenant_id, period, start, end, usage, _HOURLY, _positions(usage), products, versions
+        tenant_id, period, start, end, usage, HOURLY, ledger_positions(usage), products, versions
     )
 
 
@@ -156,9 +163,9 @@ def draft_invoice_daily(
     """
     start, end = period_bounds(period)
     versions = _versions(tenant_id, contract)
-    _check_days(tenant_id, period, start, end, days)
+    check_days(tenant_id, period, start, end, days)
     return _draft(
-        tenant_id, period, start, end, days, _DAILY, _day_positions(days), products, versions
+        tenant_id, period, start, end, days, DAILY, day_ledger_positions(days), products, versions
     )
 
 
@@ -171,53 +178,13 @@ def _versions(tenant_id: str, contract: ContractTerms | None) -> tuple[ContractV
     return contract.versions
 
 
-Row = TypeVar("Row", bound=MeteredQuantity)
-
-
-@dataclass(frozen=True, slots=True)
-class _Grain(Generic[Row]):
-    """How the engine sees one kind of row: where it starts (its segment) and which hour
-    buckets a segment's rows cover (the line's lineage)."""
-
-    start: Callable[[Row], datetime]
-    hours: Callable[[Sequence[Row]], tuple[datetime, ...]]
-
-
-def _hours_of_hourly(rows: Sequence[MeteredUsage]) -> tuple[datetime, ...]:
-    return tuple(sorted({row.hour for row in rows}))
-
-
-def _hours_of_days(rows: Sequence[MeteredDay]) -> tuple[datetime, ...]:
-    masks: dict[date, int] = {}
-    for row in rows:
-        masks[row.day] = masks.get(row.day, 0) | row.hour_mask
-    return tuple(hour for day in sorted(masks) for hour in _hours_in(day, masks[day]))
-
-
-@lru_cache(maxsize=1 << 16)
-def _hours_in(day: date, mask: int) -> tuple[datetime, ...]:
-    """The hours of `day` whose bit is set in `mask`, ascending. Cached: the same days and
-    masks recur across a month's SKUs and tenants, and datetimes are immutable."""
-    midnight = _day_start(day)
-    return tuple(midnight + timedelta(hours=h) for h in range(24) if mask >> h & 1)
-
-
-@lru_cache(maxsize=1 << 12)
-def _day_start(day: date) -> datetime:
-    return _midnight(day)
-
-
-_HOURLY: _Grain[MeteredUsage] = _Grain(attrgetter("hour"), _hours_of_hourly)
-_DAILY: _Grain[MeteredDay] = _Grain(lambda row: _day_start(row.day), _hours_of_days)
-
-
 def _draft(
     tenant_id: str,
     period: str,
     start: datetime,
     end: datetime,
     usage: Sequence[Row],
-    grain: _Grain[Row],
+    grain: Grain[Row],
     positions: tuple[tuple[int, int], ...],
     products: Mapping[str, ProductTerms],
     versions: tuple[ContractVersion, ...],
@@ -262,7 +229,7 @@ def _draft(
 def _usage_lines(
     product: ProductTerms,
     rows: list[Row],
-    grain: _Grain[Row],
+    grain: Grain[Row],
     start: datetime,
     end: datetime,
     versions: Sequence[ContractVersion],
@@ -270,7 +237,7 @@ def _usage_lines(
     unpriced: _Unpriced,
 ) -> list[InvoiceLine]:
     dates = {v.effective_from for v in product.plans} | {v.effective_from for v in versions}
-    inside = {_midnight(d) for d in dates if start < _midnight(d) < end}
+    inside = {midnight(d) for d in dates if start < midnight(d) < end}
     cuts = sorted({start, end} | inside)
     rows = sorted(rows, key=grain.start)
     starts = [grain.start(row) for row in rows]  # ascending: a segment is a slice
@@ -392,52 +359,6 @@ def _adjustment(
     )
 
 
-def _check_rows(
-    tenant_id: str, period: str, start: datetime, end: datetime, usage: Sequence[MeteredUsage]
-) -> None:
-    seen: set[tuple[datetime, str, str]] = set()
-
-    def where(row: MeteredUsage) -> str:  # built only on failure: this loop is hot
-        return f"usage row {row.product_sku} {row.unit} at {row.hour.isoformat()}"
-
-    for row in usage:
-        if row.tenant_id != tenant_id:
-            raise ValueError(f"{where(row)} belongs to {row.tenant_id!r}, not {tenant_id!r}")
-        if not start <= row.hour < end:
-            raise ValueError(f"{where(row)} is outside the period {period}")
-        if not row.quantity.is_finite() or row.quantity < 0:
-            raise ValueError(f"{where(row)} has quantity {row.quantity}, not a finite amount >= 0")
-        key = (row.hour, row.product_sku, row.unit)
-        if key in seen:
-            raise ValueError(f"{where(row)} is given twice (it would be counted twice)")
-        seen.add(key)
-
-
-def _check_days(
-    tenant_id: str, period: str, start: datetime, end: datetime, days: Sequence[MeteredDay]
-) -> None:
-    # The hourly rule "one row per (hour, sku, unit)" in daily terms: rows of one (day, sku,
-    # unit) - one per unpriced reason - never share an hour.
-    claimed: dict[tuple[date, str, str], int] = {}
-
-    def where(row: MeteredDay) -> str:  # built only on failure
-        return f"daily usage row {row.product_sku} {row.unit} on {row.day.isoformat()}"
-
-    for row in days:
-        if row.tenant_id != tenant_id:
-            raise ValueError(f"{where(row)} belongs to {row.tenant_id!r}, not {tenant_id!r}")
-        if not start <= _day_start(row.day) < end:
-            raise ValueError(f"{where(row)} is outside the period {period}")
-        if not row.quantity.is_finite() or row.quantity < 0:
-            raise ValueError(f"{where(row)} has quantity {row.quantity}, not a finite amount >= 0")
-        if not 0 < row.hour_mask < 1 << 24:
-            raise ValueError(f"{where(row)} has hour_mask {row.hour_mask}, not 1 to 2^24 - 1")
-        key = (row.day, row.product_sku, row.unit)
-        if claimed.get(key, 0) & row.hour_mask:
-            raise ValueError(f"{where(row)} repeats an hour of another row (counted twice)")
-        claimed[key] = claimed.get(key, 0) | row.hour_mask
-
-
 def _currency(usage: Sequence[MeteredQuantity], products: Mapping[str, ProductTerms]) -> str:
     """The catalog's one currency: of the products used, else of the whole catalog."""
     used = {products[r.product_sku].currency for r in usage if r.product_sku in products}
@@ -445,23 +366,3 @@ def _currency(usage: Sequence[MeteredQuantity], products: Mapping[str, ProductTe
     if len(currencies) > 1:
         raise ValueError(f"one invoice, one currency: the catalog mixes {sorted(currencies)}")
     return currencies.pop() if currencies else "BRL"  # catalog.products.Product's default
-
-
-def _positions(usage: Iterable[MeteredUsage]) -> tuple[tuple[int, int], ...]:
-    highest: dict[int, int] = {}
-    for row in usage:
-        partition, offset = row.position.partition, row.position.offset
-        highest[partition] = max(offset, highest.get(partition, offset))
-    return tuple(sorted(highest.items()))
-
-
-def _day_positions(days: Iterable[MeteredDay]) -> tuple[tuple[int, int], ...]:
-    highest: dict[int, int] = {}
-    for row in days:
-        for partition, offset in row.positions:
-            highest[partition] = max(offset, highest.get(partition, offset))
-    return tuple(sorted(highest.items()))
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)

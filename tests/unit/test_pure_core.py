@@ -19,6 +19,7 @@ PURE_CORE = [
     "catalog.terms_codec",
     "catalog.files",
     "catalog.pricing",
+    "catalog.grains",
     "catalog.plans",
     "catalog.invoice",
     "catalog.focus",
