@@ -92,7 +92,10 @@ def load(settings: Settings, pulses: int, tenants: int) -> float:
     slices = [touched[i::16] for i in range(16)]
 
     def project(hours: Sequence[tuple[str, datetime]]) -> int:
-        return len(project_hours(hours, parts.ledger, parts.usage, parts.catalog.billing_unit))
+        catalog = parts.catalog
+        return len(
+            project_hours(hours, parts.ledger, parts.usage, catalog.billing_unit, catalog.version)
+        )
 
     with ThreadPoolExecutor(16) as pool:
         projected = sum(pool.map(project, slices))

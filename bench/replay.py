@@ -95,6 +95,7 @@ def main() -> None:
         parts.usage,
         invoicing,
         parts.catalog.billing_unit,
+        parts.catalog.version,
     )
     started = time.perf_counter()
     report = replay.run(start_at, end_at)
@@ -102,7 +103,12 @@ def main() -> None:
     assert report.added == 0 and report.duplicates == total, report
 
     started = time.perf_counter()
-    rebuilt = rebuild(parts.ledger, parts.usage, parts.catalog.billing_unit)
+    rebuilt = rebuild(
+        parts.ledger,
+        parts.usage,
+        parts.catalog.billing_unit,
+        catalog_version=parts.catalog.version,
+    )
     rebuild_s = time.perf_counter() - started
 
     check = Reconciliation(

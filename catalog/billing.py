@@ -128,6 +128,10 @@ class BillingApp(Application[UUID]):
     def product_versions(self) -> dict[str, int]:
         return {sku: p.version for sku, p in self._products().items()}
 
+    def versioned_products(self) -> dict[str, tuple[ProductTerms, int]]:
+        """Each product's terms with the aggregate version they are at, from one read."""
+        return {sku: (p.terms(), p.version) for sku, p in self._products().items()}
+
     def products_at(self, versions: dict[str, int]) -> dict[str, ProductTerms]:
         """The catalog as it was at recorded aggregate versions (for re-deriving invoices)."""
         out = {}

@@ -24,7 +24,9 @@ class DailyUsage:
     Hourly rows of one SKU and unit with different unpriced reasons stay apart, because the
     invoice lists unpriced usage per reason. `hour_mask` has bit h set when hour h of `day`
     has a row; `positions` are (partition, greatest offset) over the rows' positions,
-    ascending by partition; `pulse_count` sums theirs (the day's version, `events_covered`).
+    ascending by partition; `pulse_count` sums theirs. `catalog_versions` is the sum over
+    the day's hours of the catalog version each hour was derived under, the same in every
+    row of a day; with the events covered it is the day's version (`day_version`).
     """
 
     tenant_id: str
@@ -36,6 +38,7 @@ class DailyUsage:
     pulse_count: int
     hour_mask: int
     positions: tuple[tuple[int, int], ...]
+    catalog_versions: int = 0
 
     @property
     def priced(self) -> bool:
@@ -62,6 +65,17 @@ def events_covered_days(rows: Sequence[DailyUsage]) -> int:
     return sum(r.pulse_count for r in rows)
 
 
+def day_version(rows: Sequence[DailyUsage]) -> tuple[int, int]:
+    """The version of one tenant-day's roll-up: (events covered, catalog versions summed).
+
+    Each hour's version (`projections.hourly.hour_version`) only moves forward: its events
+    grow, or at equal events its catalog gets newer. So a roll-up that read a later state of
+    the day has a version at least as great, and an equal version means it read the very
+    same hours: the greater version wins, and equal ones are the same rows.
+    """
+    return events_covered_days(rows), max((r.catalog_versions for r in rows), default=0)
+
+
 @dataclass
 class _Acc:
     quantity: Decimal
@@ -77,7 +91,10 @@ def roll_up(rows: Iterable[HourlyUsage]) -> list[DailyUsage]:
     an hour is stored once, and summing it twice would count it twice.
     """
     buckets: dict[tuple[str, date, str, str, str], _Acc] = {}
+    catalogs: dict[tuple[str, datetime], int] = {}  # of each (tenant, hour): they sum per day
     for row in rows:
+        tenant_hour = (row.tenant_id, row.hour)
+        catalogs[tenant_hour] = max(row.catalog_version, catalogs.get(tenant_hour, 0))
         day, bit = row.hour.date(), 1 << row.hour.hour
         key = (row.tenant_id, day, row.product_sku, row.unit, row.unpriced_reason)
         partition, offset = row.position.partition, row.position.offset
@@ -94,6 +111,9 @@ def roll_up(rows: Iterable[HourlyUsage]) -> list[DailyUsage]:
         acc.count += row.pulse_count
         acc.mask |= bit
         acc.positions[partition] = max(offset, acc.positions.get(partition, offset))
+    per_day: dict[tuple[str, date], int] = {}
+    for (tenant, at), version in catalogs.items():
+        per_day[(tenant, at.date())] = per_day.get((tenant, at.date()), 0) + version
     return [
         DailyUsage(
             tenant_id=tenant,
@@ -105,6 +125,7 @@ def roll_up(rows: Iterable[HourlyUsage]) -> list[DailyUsage]:
             pulse_count=acc.count,
             hour_mask=acc.mask,
             positions=tuple(sorted(acc.positions.items())),
+            catalog_versions=per_day.get((tenant, day), 0),
         )
         for (tenant, day, sku, unit, reason), acc in sorted(buckets.items(), key=lambda i: i[0])
     ]

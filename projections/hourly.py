@@ -20,7 +20,9 @@ class HourlyUsage:
 
     `unit` is the product's billing unit when the catalog knows the SKU and every pulse
     converts exactly; otherwise the pulse's own unit with `unpriced_reason` set.
-    `position` is the greatest ledger position among the bucket's pulses.
+    `position` is the greatest ledger position among the bucket's pulses. `catalog_version`
+    is the version of the catalog the unit came from (`catalog.products.ProductCatalog`):
+    of two derivations of the same events, the newer catalog's is the one kept.
     """
 
     tenant_id: str
@@ -33,6 +35,7 @@ class HourlyUsage:
     last_event: datetime
     position: Position
     unpriced_reason: str = ""
+    catalog_version: int = 0
 
     @property
     def priced(self) -> bool:
@@ -51,6 +54,16 @@ def events_covered(rows: Sequence[HourlyUsage] | Sequence[UsageDetail]) -> int:
     projector, or a skewed clock can never put an older snapshot back.
     """
     return sum(r.pulse_count for r in rows)
+
+
+def hour_version(rows: Sequence[HourlyUsage]) -> tuple[int, int]:
+    """The version of one tenant-hour's rows: (events covered, catalog version).
+
+    More events always win. Of derivations of the same events (a re-derivation after a
+    catalog change), the newer catalog's wins; two derivations of the same events with the
+    same catalog are the same rows, so which of them is kept does not matter.
+    """
+    return events_covered(rows), max((r.catalog_version for r in rows), default=0)
 
 
 @dataclass
@@ -74,8 +87,11 @@ def _billing(event: LedgerEvent, billing_unit_of: BillingUnitOf) -> tuple[str, D
         return pulse.use_unit, pulse.used_amount, str(exc)
 
 
-def derive_hour(events: Iterable[LedgerEvent], billing_unit_of: BillingUnitOf) -> list[HourlyUsage]:
-    """One row per (tenant, hour, sku, unit) present in `events` (all of one tenant-hour)."""
+def derive_hour(
+    events: Iterable[LedgerEvent], billing_unit_of: BillingUnitOf, catalog_version: int = 0
+) -> list[HourlyUsage]:
+    """One row per (tenant, hour, sku, unit) present in `events` (all of one tenant-hour),
+    in the units of the catalog at `catalog_version`."""
     buckets: dict[tuple[str, str, datetime, str], _Acc] = {}
     for event in events:
         pulse = event.pulse
@@ -105,6 +121,7 @@ def derive_hour(events: Iterable[LedgerEvent], billing_unit_of: BillingUnitOf) -
             last_event=acc.last,
             position=acc.position,
             unpriced_reason=acc.reason,
+            catalog_version=catalog_version,
         )
         for (tenant, sku, hour, unit), acc in sorted(buckets.items(), key=lambda item: item[0])
     ]

@@ -38,9 +38,11 @@ def rebuild(
     tenant: str | None = None,
     progress: Callable[[int], None] = lambda _n: None,
     workers: int = 16,
+    catalog_version: int = 0,
 ) -> RebuildReport:
     """Re-derives every ledger hour in [start, end) of `tenant` (default: all of them) and
-    writes it whole; the report lists each bucket whose stored quantity differed."""
+    writes it whole, in the units of the catalog at `catalog_version`; the report lists each
+    bucket whose stored quantity differed."""
     report = RebuildReport()
     for t in [tenant] if tenant is not None else ledger.tenants():
         hours = [
@@ -50,7 +52,9 @@ def rebuild(
             continue
         report.tenants += 1
         before = {(t, h): list(usage.usage(t, h, h + HOUR)) for h in hours}
-        derived = project_hours(((t, h) for h in hours), ledger, usage, billing_unit_of)
+        derived = project_hours(
+            ((t, h) for h in hours), ledger, usage, billing_unit_of, catalog_version
+        )
         report.buckets += bucket_changes(before, derived)
         report.hours += len(hours)
         progress(report.hours)

@@ -85,8 +85,10 @@ class Replay:
         usage: UsageStore,
         invoicing: Invoicing,
         billing_unit_of: BillingUnitOf,
+        catalog_version: int = 0,
     ) -> None:
         self._history = history
+        self._catalog_version = catalog_version
         self._writer = writer
         self._ledger = ledger
         self._usage = usage
@@ -205,7 +207,9 @@ class Replay:
                 for t, p in periods
             }
         else:
-            project_hours(touched, self._ledger, self._usage, self._billing_unit_of)
+            project_hours(
+                touched, self._ledger, self._usage, self._billing_unit_of, self._catalog_version
+            )
             drafts_after = {tp: self._invoicing.draft(*tp) for tp in periods}
             report.notes = self._invoicing.correct_touched(touched)
         report.finalized_touched = [tp for tp in periods if self._invoicing.finalized(*tp)]
@@ -225,7 +229,7 @@ class Replay:
         tenant, hour = tenant_hour
         events = list(self._ledger.events_in_hour(tenant, hour))
         events += [e for (t, _id), e in planned.items() if t == tenant and e.hour == hour]
-        return derive_hour(events, self._billing_unit_of)
+        return derive_hour(events, self._billing_unit_of, self._catalog_version)
 
 
 def _outcome(written: int, duplicates: int, conflicts: int) -> str:

@@ -25,13 +25,16 @@ def project_hours(
     store: LedgerStore,
     usage: UsageStore,
     billing_unit_of: BillingUnitOf,
+    catalog_version: int = 0,
 ) -> dict[tuple[str, datetime], list[HourlyUsage]]:
     """Recomputes each tenant-hour from ledger rows and writes it whole (absolute values);
     returns what it derived.
 
     Live projection, rebuild and replay all go through here: one definition of usage. The
     SKU rows and the detail rows (by region and resource) come from one read of the hour,
-    so they are one version of it and are written under one stamp.
+    so they are one version of it and are written under one stamp. `catalog_version` is the
+    version of the catalog `billing_unit_of` belongs to (`catalog.products.ProductCatalog`):
+    of derivations of the same events, the newer catalog's is kept.
 
     Then each tenant-day touched is rolled up again from its hourly rows as stored (all 24
     hours in one read, after this call's hours of it are written) and written whole: the
@@ -44,7 +47,7 @@ def project_hours(
     days: set[tuple[str, date]] = set()
     for tenant, hour in sorted(set(hours)):
         events = list(store.events_in_hour(tenant, hour))
-        rows = derive_hour(events, billing_unit_of)
+        rows = derive_hour(events, billing_unit_of, catalog_version)
         usage.replace_hour(tenant, hour, rows, derive_detail(events, billing_unit_of))
         derived[(tenant, hour)] = rows
         days.add((tenant, hour.date()))
@@ -59,6 +62,7 @@ class ProjectorSettings:
     writer_group: str
     batch_size: int = 5000
     poll_timeout: float = 0.2
+    catalog_version: int = 0  # of the catalog the billing units come from
 
 
 class HourlyProjector:
@@ -130,7 +134,14 @@ class HourlyProjector:
             touched.add((pulse.tenant_id, hour_of(pulse.occurred_at)))
 
         def project_then_commit() -> int:
-            count = len(project_hours(touched, self._store, self._usage, self._billing_unit_of))
+            derived = project_hours(
+                touched,
+                self._store,
+                self._usage,
+                self._billing_unit_of,
+                self._settings.catalog_version,
+            )
+            count = len(derived)
             if self._after is not None:
                 self._after(touched)  # e.g. correction notes for finalized periods
             self._consumer.commit(records)

@@ -3,8 +3,7 @@ hourly_usage_detail) and its daily roll-up (daily_usage)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,32 +13,49 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
 
 from ledger.model import Position, from_micros, to_micros
-from projections.daily import DailyUsage, day_start, events_covered_days
-from projections.hourly import HourlyUsage, UsageDetail, events_covered
+from projections.daily import DailyUsage, day_start, day_version
+from projections.hourly import HourlyUsage, UsageDetail, hour_version
 from storage.cql import translated
 
-# Write timestamps of hourly usage: (events covered, then wall-clock second) packed above
-# every wall-clock microsecond stamp (~2^51 today) that earlier versions wrote, so the first
-# write of an hour by this version replaces those rows too.
+# Write timestamps of usage: the version of what is written, (events covered, catalog
+# version), packed above every wall-clock microsecond stamp (~2^51 today) that earlier
+# versions wrote, so the first write of an hour by this version replaces those rows too.
+# Bit 30 is set in every stamp: those of the previous release kept a wall-clock second
+# (below 2^30 until 2058) in the low 31 bits, and at equal events any catalog outranks them.
 _ABOVE_WALL_CLOCK = 1 << 62
-_SECOND_BITS = 31  # seconds since 2024-01-01 fit until 2092
-_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
-_MAX_EVENTS = (1 << (62 - _SECOND_BITS)) - 1
+_LOW_BITS = 31
+_CATALOG_MARK = 1 << 30
+_MAX_EVENTS = (1 << (62 - _LOW_BITS)) - 1
 _READ_CONCURRENCY = 32  # day partitions of usage detail read at once
 
 
-def write_timestamp(events: int, now: float) -> int:
-    """CQL write timestamp of a tenant-hour derived from `events` ledger events.
+def write_timestamp(events: int, catalog: int) -> int:
+    """CQL write timestamp of a tenant-hour derived from `events` ledger events with the
+    catalog at version `catalog` (`projections.hourly.hour_version`), or of a tenant-day
+    (`projections.daily.day_version`: its hours' events and catalog versions summed).
 
-    The ledger of an hour only grows, so more events means a later read: it must win
-    whatever the order the writes arrive in and whatever the writers' clocks say. The clock
-    only breaks ties between derivations of the same events (a re-derivation after a
-    catalog change); derivations of the same events with the same catalog are identical.
+    Cassandra keeps, cell by cell, the write with the greatest timestamp, whatever order
+    the writes arrive in and whatever the writers' clocks say: so the greater version wins.
+    Equal stamps are equal versions, which are the same rows.
     """
     if not 0 <= events <= _MAX_EVENTS:
-        raise ValueError(f"{events} events in one tenant-hour: more than {_MAX_EVENTS}")
-    second = min(max(int(now) - _EPOCH, 0), (1 << _SECOND_BITS) - 1)
-    return _ABOVE_WALL_CLOCK | events << _SECOND_BITS | second
+        raise ValueError(f"{events} events in one tenant-hour or day: more than {_MAX_EVENTS}")
+    if not 0 <= catalog < _CATALOG_MARK:
+        raise ValueError(f"catalog version {catalog} is not in [0, 2^30)")
+    return _ABOVE_WALL_CLOCK | events << _LOW_BITS | _CATALOG_MARK | catalog
+
+
+def catalog_of(stamp: int | None) -> int:
+    """The catalog version packed into a write timestamp (0 in stamps of earlier releases)."""
+    if stamp is None or stamp < _ABOVE_WALL_CLOCK or not stamp & _CATALOG_MARK:
+        return 0
+    return stamp & (_CATALOG_MARK - 1)
+
+
+_HOUR_COLUMNS = (
+    "tenant_id, hour, product_sku, unit, quantity, pulse_count, first_event_us, "
+    "last_event_us, kafka_partition, kafka_offset, unpriced_reason"
+)
 
 
 def month_of(hour: datetime) -> str:
@@ -73,11 +89,8 @@ def months_between(start: datetime, end: datetime) -> list[str]:
 
 
 class ScyllaUsageStore:
-    def __init__(
-        self, session: Session, keyspace: str, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, session: Session, keyspace: str) -> None:
         self._session = session
-        self._clock = clock
         ks = keyspace
         with translated("preparing usage statements"):
             self._delete = session.prepare(
@@ -91,8 +104,8 @@ class ScyllaUsageStore:
                 "USING TIMESTAMP ?"
             )
             self._select = session.prepare(
-                f"SELECT * FROM {ks}.hourly_usage WHERE tenant_id=? AND month=? "
-                "AND hour >= ? AND hour < ?"
+                f"SELECT {_HOUR_COLUMNS}, WRITETIME(quantity) AS stamp FROM {ks}.hourly_usage "
+                "WHERE tenant_id=? AND month=? AND hour >= ? AND hour < ?"
             )
             self._delete_detail = session.prepare(
                 f"DELETE FROM {ks}.hourly_usage_detail USING TIMESTAMP ? "
@@ -118,8 +131,8 @@ class ScyllaUsageStore:
             )
             self._select_days = session.prepare(
                 f"SELECT tenant_id, day, product_sku, unit, unpriced_reason, quantity, "
-                f"pulse_count, hour_mask, positions FROM {ks}.daily_usage "
-                "WHERE tenant_id=? AND month=? AND day >= ? AND day < ?"
+                f"pulse_count, hour_mask, positions, WRITETIME(quantity) AS stamp "
+                f"FROM {ks}.daily_usage WHERE tenant_id=? AND month=? AND day >= ? AND day < ?"
             )
 
     def replace_hour(
@@ -135,8 +148,9 @@ class ScyllaUsageStore:
         # derivation arriving last loses cell by cell, and its rows that the newer one does
         # not have lie under the newer one's tombstone. The delete is stamped one
         # microsecond before the inserts, because at equal timestamps a tombstone would win
-        # over the rows written with it.
-        stamp = write_timestamp(events_covered(rows), self._clock())
+        # over the rows written with it; a write of another version has another stamp, so
+        # that tombstone covers all of it.
+        stamp = write_timestamp(*hour_version(rows))
         month = month_of(hour)
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
         batch.add(self._delete, (stamp - 1, tenant_id, month, hour))
@@ -229,9 +243,10 @@ class ScyllaUsageStore:
             ]
 
     def replace_day(self, tenant_id: str, day: date, rows: Sequence[DailyUsage]) -> None:
-        # One single-partition batch, stamped by the events the day's hourly rows covered, as
-        # replace_hour stamps an hour: an older roll-up arriving last loses cell by cell.
-        stamp = write_timestamp(events_covered_days(rows), self._clock())
+        # One single-partition batch, stamped by the version of the hours it was rolled up
+        # from, as replace_hour stamps an hour: an older roll-up arriving last loses cell by
+        # cell.
+        stamp = write_timestamp(*day_version(rows))
         month = day.strftime("%Y-%m")
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
         batch.add(self._delete_day, (stamp - 1, tenant_id, month, day))
@@ -280,6 +295,7 @@ def _usage(row: Any) -> HourlyUsage:
         last_event=from_micros(row.last_event_us),
         position=Position(row.kafka_partition, row.kafka_offset),
         unpriced_reason=row.unpriced_reason or "",
+        catalog_version=catalog_of(row.stamp),
     )
 
 
@@ -310,4 +326,5 @@ def _day(row: Any) -> DailyUsage:
         pulse_count=row.pulse_count,
         hour_mask=row.hour_mask,
         positions=tuple(sorted((int(p), int(o)) for p, o in positions.items())),
+        catalog_versions=catalog_of(row.stamp),
     )

@@ -11,8 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from ledger.model import Position, from_micros, to_micros
-from projections.daily import DailyUsage, events_covered_days
-from projections.hourly import HourlyUsage, UsageDetail, events_covered
+from projections.daily import DailyUsage, day_version
+from projections.hourly import HourlyUsage, UsageDetail, hour_version
 from storage.sqlite import SQLiteDb
 
 _SCHEMA = """
@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS hourly_usage (
   unit TEXT NOT NULL, quantity TEXT NOT NULL, pulse_count INTEGER NOT NULL,
   first_event_us INTEGER NOT NULL, last_event_us INTEGER NOT NULL,
   log_partition INTEGER NOT NULL, log_offset INTEGER NOT NULL, unpriced_reason TEXT NOT NULL,
+  catalog_version INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (tenant_id, hour_us, product_sku, unit));
 CREATE TABLE IF NOT EXISTS hourly_usage_detail (
   tenant_id TEXT NOT NULL, hour_us INTEGER NOT NULL, product_sku TEXT NOT NULL,
@@ -32,13 +33,24 @@ CREATE TABLE IF NOT EXISTS daily_usage (
   tenant_id TEXT NOT NULL, day TEXT NOT NULL, product_sku TEXT NOT NULL, unit TEXT NOT NULL,
   unpriced_reason TEXT NOT NULL, quantity TEXT NOT NULL, pulse_count INTEGER NOT NULL,
   hour_mask INTEGER NOT NULL, positions TEXT NOT NULL,
+  catalog_versions INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (tenant_id, day, product_sku, unit, unpriced_reason));
 """
+# Columns added after the first release of a table: (table, column, definition).
+_ADDED = [
+    ("hourly_usage", "catalog_version", "INTEGER NOT NULL DEFAULT 0"),
+    ("daily_usage", "catalog_versions", "INTEGER NOT NULL DEFAULT 0"),
+]
 
 
 class SQLiteUsageStore:
     def __init__(self, path: Path) -> None:
         self._db = SQLiteDb(path, _SCHEMA)
+        with self._db.tx() as conn:  # a file of an earlier release gets the new columns
+            for table, column, definition in _ADDED:
+                present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def replace_hour(
         self,
@@ -48,24 +60,24 @@ class SQLiteUsageStore:
         detail: Sequence[UsageDetail] | None = None,
     ) -> None:
         with self._db.tx() as conn:
-            # Compare and replace in one write transaction: the stored rows' pulse counts are
-            # the version of what is stored, so an older read of the hour (a rebuild or a
-            # projector paused between its read and this write) never replaces a newer one.
-            # The detail rows are replaced in the same transaction: both tables always hold
-            # the same version of the hour.
-            (stored,) = conn.execute(
-                "SELECT COALESCE(SUM(pulse_count), 0) FROM hourly_usage "
-                "WHERE tenant_id = ? AND hour_us = ?",
+            # Compare and replace in one write transaction: the stored rows' pulse counts and
+            # catalog version are the version of what is stored, so an older read of the hour
+            # (a rebuild or a projector paused between its read and this write) or an older
+            # catalog's derivation never replaces a newer one. The detail rows are replaced
+            # in the same transaction: both tables always hold the same version of the hour.
+            events, catalog = conn.execute(
+                "SELECT COALESCE(SUM(pulse_count), 0), COALESCE(MAX(catalog_version), 0) "
+                "FROM hourly_usage WHERE tenant_id = ? AND hour_us = ?",
                 (tenant_id, to_micros(hour)),
             ).fetchone()
-            if int(stored) > events_covered(rows):
+            if (int(events), int(catalog)) > hour_version(rows):
                 return
             conn.execute(
                 "DELETE FROM hourly_usage WHERE tenant_id = ? AND hour_us = ?",
                 (tenant_id, to_micros(hour)),
             )
             conn.executemany(
-                "INSERT INTO hourly_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO hourly_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         r.tenant_id,
@@ -79,6 +91,7 @@ class SQLiteUsageStore:
                         r.position.partition,
                         r.position.offset,
                         r.unpriced_reason,
+                        r.catalog_version,
                     )
                     for r in rows
                 ],
@@ -117,7 +130,12 @@ class SQLiteUsageStore:
     def usage(
         self, tenant_id: str, start: datetime, end: datetime, sku: str | None = None
     ) -> list[HourlyUsage]:
-        sql = "SELECT * FROM hourly_usage WHERE tenant_id = ? AND hour_us >= ? AND hour_us < ?"
+        sql = (
+            "SELECT tenant_id, hour_us, product_sku, unit, quantity, pulse_count, "
+            "first_event_us, last_event_us, log_partition, log_offset, unpriced_reason, "
+            "catalog_version FROM hourly_usage "
+            "WHERE tenant_id = ? AND hour_us >= ? AND hour_us < ?"
+        )
         args: list[object] = [tenant_id, to_micros(start), to_micros(end)]
         if sku is not None:
             sql += " AND product_sku = ?"
@@ -135,8 +153,9 @@ class SQLiteUsageStore:
                 last_event=from_micros(int(str(la))),
                 position=Position(int(str(p)), int(str(o))),
                 unpriced_reason=str(reason),
+                catalog_version=int(str(v)),
             )
-            for t, h, s, u, q, c, f, la, p, o, reason in rows
+            for t, h, s, u, q, c, f, la, p, o, reason, v in rows
         ]
 
     def usage_detail(
@@ -171,19 +190,19 @@ class SQLiteUsageStore:
     def replace_day(self, tenant_id: str, day: date, rows: Sequence[DailyUsage]) -> None:
         with self._db.tx() as conn:
             # Compare and replace in one write transaction, as replace_hour does.
-            (stored,) = conn.execute(
-                "SELECT COALESCE(SUM(pulse_count), 0) FROM daily_usage "
-                "WHERE tenant_id = ? AND day = ?",
+            events, catalogs = conn.execute(
+                "SELECT COALESCE(SUM(pulse_count), 0), COALESCE(MAX(catalog_versions), 0) "
+                "FROM daily_usage WHERE tenant_id = ? AND day = ?",
                 (tenant_id, day.isoformat()),
             ).fetchone()
-            if int(stored) > events_covered_days(rows):
+            if (int(events), int(catalogs)) > day_version(rows):
                 return
             conn.execute(
                 "DELETE FROM daily_usage WHERE tenant_id = ? AND day = ?",
                 (tenant_id, day.isoformat()),
             )
             conn.executemany(
-                "INSERT INTO daily_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO daily_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         r.tenant_id,
@@ -195,6 +214,7 @@ class SQLiteUsageStore:
                         r.pulse_count,
                         r.hour_mask,
                         json.dumps(r.positions),
+                        r.catalog_versions,
                     )
                     for r in rows
                 ],
@@ -203,7 +223,8 @@ class SQLiteUsageStore:
     def daily_usage(self, tenant_id: str, start: date, end: date) -> list[DailyUsage]:
         rows = self._db.query(
             "SELECT tenant_id, day, product_sku, unit, unpriced_reason, quantity, pulse_count, "
-            "hour_mask, positions FROM daily_usage WHERE tenant_id = ? AND day >= ? AND day < ? "
+            "hour_mask, positions, catalog_versions FROM daily_usage "
+            "WHERE tenant_id = ? AND day >= ? AND day < ? "
             "ORDER BY day, product_sku, unit, unpriced_reason",
             [tenant_id, start.isoformat(), end.isoformat()],
         )
@@ -218,8 +239,9 @@ class SQLiteUsageStore:
                 pulse_count=int(str(c)),
                 hour_mask=int(str(m)),
                 positions=tuple((int(p), int(o)) for p, o in json.loads(str(ps))),
+                catalog_versions=int(str(v)),
             )
-            for t, d, s, u, reason, q, c, m, ps in rows
+            for t, d, s, u, reason, q, c, m, ps, v in rows
         ]
 
     def close(self) -> None:

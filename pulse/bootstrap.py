@@ -13,7 +13,12 @@ from eventsourcing.utils import Environment
 from access.ports import KeyStore
 from catalog.billing import BillingApp
 from catalog.files import read_catalog
-from catalog.products import MeteredProduct, ProductCatalog
+from catalog.products import (
+    MeteredProduct,
+    ProductCatalog,
+    event_sourced_version,
+    file_catalog_version,
+)
 from ledger.ports import LedgerStore, LogHistory, PulseLog
 from projections.ports import UsageStore
 from pulse.settings import Backend, Settings
@@ -59,12 +64,22 @@ def load_catalog(settings: Settings, billing: BillingApp) -> ProductCatalog:
     file (PULSE_CATALOG_FILE, by default the packaged sample). Read once per process: a
     process started before a catalog change sees it after a restart, and `pulse rebuild`
     re-derives hourly usage with the new units.
+
+    The catalog's version orders re-derivations of the same ledger events (see
+    `catalog.products.CATALOG_VERSIONS`): a rebuild after a change outranks what older
+    processes derived.
     """
-    terms = list(billing.products().values())
-    if not terms:
-        terms = read_catalog((settings.catalog_file or SAMPLE_CATALOG).read_text())
+    versioned = billing.versioned_products().values()
+    terms = [t for t, _v in versioned]
+    if terms:
+        version = event_sourced_version(v for _t, v in versioned)
+    else:
+        path = settings.catalog_file or SAMPLE_CATALOG
+        terms = read_catalog(path.read_text())
+        version = file_catalog_version(path.stat().st_mtime)
     return ProductCatalog(
-        MeteredProduct(p.sku, p.name, p.category, p.billing_unit, p.currency) for p in terms
+        (MeteredProduct(p.sku, p.name, p.category, p.billing_unit, p.currency) for p in terms),
+        version,
     )
 
 
@@ -200,6 +215,7 @@ def replay(settings: Settings, parts: Parts) -> Replay:
         parts.usage,
         invoicing(settings, parts),
         parts.catalog.billing_unit,
+        parts.catalog.version,
     )
 
 

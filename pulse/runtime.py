@@ -151,7 +151,10 @@ def start(
                 parts.ledger,
                 parts.usage,
                 parts.catalog.billing_unit,
-                ProjectorSettings(writer_group=settings.kafka.writer_group),
+                ProjectorSettings(
+                    writer_group=settings.kafka.writer_group,
+                    catalog_version=parts.catalog.version,
+                ),
                 stop=running.stop_event,
                 after=note_corrections,
                 on_projected=metrics.projected,

@@ -229,6 +229,7 @@ def rebuild(
                 end=end,
                 tenant=tenant,
                 progress=lambda n: status.update(f"re-derived {n} tenant-hours"),
+                catalog_version=parts.catalog.version,
             )
     finally:
         parts.close()

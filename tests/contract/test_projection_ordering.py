@@ -6,7 +6,6 @@ tenant-hour, pause, and write it later: the write derived from more of the ledge
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -171,29 +170,6 @@ def test_a_projector_paused_after_its_read_does_not_undo_a_rebuild(
 
 
 @pytest.mark.servers
-def test_a_projector_whose_clock_is_behind_still_writes_the_newer_hour(
-    cql_session: Any, migrated_keyspace: str
-) -> None:
-    from projections.scylla import ScyllaUsageStore
-
-    # given: two projectors on one ledger, one clock an hour ahead, the other an hour behind
-    ledger = ScyllaLedgerStore(cql_session, migrated_keyspace)
-    now = time.time()
-    ahead = ScyllaUsageStore(cql_session, migrated_keyspace, clock=lambda: now + 3600)
-    behind = ScyllaUsageStore(cql_session, migrated_keyspace, clock=lambda: now - 3600)
-    tenant = f"t-{uuid.uuid4().hex[:8]}"
-    ledger.append(gigabytes(tenant, range(1)))
-    project_hours([(tenant, T0)], ledger, ahead, BILLING_UNIT)
-    ledger.append(gigabytes(tenant, range(1, 3)))
-    # when: the projector behind in time derives the hour after the two new pulses
-    project_hours([(tenant, T0)], ledger, behind, BILLING_UNIT)
-    # then
-    assert usage_of(behind, tenant) == (Decimal(3), 3)
-    assert detail_of(behind, tenant) == (Decimal(3), 3)
-    assert day_of(behind, tenant) == (Decimal(3), 3)
-
-
-@pytest.mark.servers
 def test_a_rederivation_from_as_many_events_replaces_the_hour_whole(
     cql_session: Any, migrated_keyspace: str
 ) -> None:
@@ -202,31 +178,15 @@ def test_a_rederivation_from_as_many_events_replaces_the_hour_whole(
 
     # given: the hour derived while the catalog did not know the SKU (unpriced, in MB)
     ledger = ScyllaLedgerStore(cql_session, migrated_keyspace)
-    now = time.time()
-    before = ScyllaUsageStore(cql_session, migrated_keyspace, clock=lambda: now)
-    after = ScyllaUsageStore(cql_session, migrated_keyspace, clock=lambda: now + 1)
+    usage = ScyllaUsageStore(cql_session, migrated_keyspace)
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     ledger.append([event(pulse("p-1", tenant=tenant, amount="1500", unit="MB"))])
-    project_hours([(tenant, T0)], ledger, before, lambda _sku: None)
-    # when: re-derived with the catalog that bills the SKU in GB
-    project_hours([(tenant, T0)], ledger, after, BILLING_UNIT)
+    project_hours([(tenant, T0)], ledger, usage, lambda _sku: None, catalog_version=1)
+    # when: re-derived with the next catalog, which bills the SKU in GB
+    project_hours([(tenant, T0)], ledger, usage, BILLING_UNIT, catalog_version=2)
     # then
-    rows = after.usage(tenant, T0, T0 + timedelta(hours=1))
+    rows = usage.usage(tenant, T0, T0 + timedelta(hours=1))
     assert [(r.unit, r.quantity, r.unpriced_reason) for r in rows] == [("GB", Decimal("1.5"), "")]
-
-
-def test_write_timestamps_order_by_events_then_time_above_any_wall_clock_stamp() -> None:
-    from projections.scylla import write_timestamp
-
-    now = time.time()
-    # more events win whatever the clocks say; at equal events, the later second
-    assert write_timestamp(11, now - 86400) > write_timestamp(10, now + 86400)
-    assert write_timestamp(10, now + 1) > write_timestamp(10, now)
-    # above the wall-clock microseconds earlier versions stamped (2^62 µs is in 2116)
-    assert write_timestamp(0, now) >= 1 << 62 > time.time_ns() // 1000
-    assert write_timestamp((1 << 31) - 1, 2**40) < 2**63
-    with pytest.raises(ValueError):
-        write_timestamp(1 << 31, now)
 
 
 @pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
