@@ -208,7 +208,10 @@ class Invoicing:
                 f"invoice of {tenant_id} for {period} is already finalized; "
                 "use `pulse invoice verify` or `pulse invoice correct`"
             )
-        products = self._app.products()
+        # Terms and the versions pinned come from one read: an apply between two reads would
+        # pin versions other than those that priced the invoice, and verify would fail it.
+        versioned = self._app.versioned_products()
+        products = {sku: terms for sku, (terms, _v) in versioned.items()}
         contract, contract_version = self._contract(tenant_id)
         # Positions first, then the reads: an event below a pin that the hour-by-hour reads
         # missed would be on no invoice and in no note (invariant 10).
@@ -218,7 +221,7 @@ class Invoicing:
         digest = invoice_hash(draft)
         pins = {
             "positions": _positions_doc(positions),
-            "products": self._app.product_versions(),
+            "products": {sku: version for sku, (_t, version) in versioned.items()},
             "contract": contract_version,
         }
         try:

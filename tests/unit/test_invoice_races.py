@@ -337,3 +337,63 @@ def test_two_concurrent_finalizes_record_one_invoice_the_other_is_a_conflict(
     conflicts = [o for o in outcomes if isinstance(o, Conflict)]
     assert len(digests) == 1 and len(conflicts) == 1, outcomes
     assert "already finalized" in str(conflicts[0])
+
+
+# --- finalize beside `pulse catalog apply` ---------------------------------------------------
+
+
+def repriced_egress() -> str:
+    """The sample catalog with a new egress price from October 2026 on."""
+    text = SAMPLE_CATALOG.read_text()
+    start = text.index("  - sku: network.egress\n")
+    end = text.index("  - sku: ", start + 1)
+    new_plan = '      - {effective_from: "2026-10-01", kind: per_unit, unit_price: "9.99"}\n'
+    return text[:end] + new_plan + text[end:]
+
+
+class ApplyAfterCatalogRead(BillingApp):
+    """The real billing app; right after finalize has read the catalog's terms, an operator's
+    `pulse catalog apply` reprices egress (once)."""
+
+    name = "billing"
+
+    def versioned_products(self) -> Any:
+        found = super().versioned_products()
+        self._apply_once()
+        return found
+
+    def products(self) -> Any:
+        found = super().products()
+        self._apply_once()
+        return found
+
+    def _apply_once(self) -> None:
+        if not getattr(self, "applied", False):
+            self.applied = True
+            BillingApp(env=self.env).apply_catalog(read_catalog(repriced_egress()))
+
+
+def test_a_catalog_applied_while_finalizing_is_not_pinned_to_the_invoice(
+    setup: Setup, tmp_path: Path
+) -> None:
+    # given: 20 GB of egress in October, written
+    t = setup.tenant
+    setup.publish([egress(t, "a", "10", H1), egress(t, "b", "10", H2)])
+    setup.write_all()
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "b.db")}
+    billing(tmp_path)  # the catalog as it stood
+    invoicing = Invoicing(
+        ApplyAfterCatalogRead(env=env),
+        setup.ledger,
+        SQLiteUsageStore(tmp_path / "u.sqlite"),
+        writer_commits(setup.log, WRITER),
+        clock=lambda: NOW,
+    )
+    # when: finalized while the catalog is repriced
+    draft, _digest = invoicing.finalize(t, PERIOD)
+    # then: the invoice re-derives from the catalog versions it pins: the ones that priced it
+    verification = invoicing.verify(t, PERIOD)
+    assert verification.ok, verification
+    (line,) = [x for x in draft.lines if x.sku == "network.egress"]
+    assert "9.99" not in json.dumps(json.loads(invoicing.finalized(t, PERIOD).document))
+    assert line.quantity == Decimal(20)
