@@ -3,9 +3,10 @@ and keeps finalized invoices; history is never rewritten."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -50,7 +51,17 @@ def translated(what: str) -> Iterator[None]:
         raise LedgerError(f"{what}: event store error: {exc}") from exc
 
 
+T = TypeVar("T")
+_CACHED_READS = 10_000  # tenants' contracts and the catalog kept per log head, at most
+
+
 class BillingApp(Application[UUID]):
+    """Catalog, contracts and invoices. Reads of the catalog and of contracts are kept while
+    the application's log head (its last notification id, one read) stays where it was: any
+    event recorded by any process moves the head, and the next read reads the store again.
+    The head moves only after a transaction's events are written, so what was read after
+    the head was seen is at least as new as the head."""
+
     name = "billing"
 
     def __init__(
@@ -61,6 +72,9 @@ class BillingApp(Application[UUID]):
         """`factory`: persistence built by the caller (e.g. on a session shared with the rest of
         the process); without one, PERSISTENCE_MODULE in `env` chooses, as the library does."""
         self._given_factory = factory
+        self._reads_lock = threading.Lock()
+        self._reads_head: int | None = None
+        self._reads: dict[tuple[str, str], Any] = {}
         with translated("opening the billing event store"):
             super().__init__(env=env)
 
@@ -123,14 +137,18 @@ class BillingApp(Application[UUID]):
             raise Conflict(f"one catalog, one currency: applied, it would mix {mix}")
 
     def products(self) -> dict[str, ProductTerms]:
-        return {sku: p.terms() for sku, p in self._products().items()}
+        return {sku: terms for sku, (terms, _v) in self.versioned_products().items()}
 
     def product_versions(self) -> dict[str, int]:
         return {sku: p.version for sku, p in self._products().items()}
 
     def versioned_products(self) -> dict[str, tuple[ProductTerms, int]]:
         """Each product's terms with the aggregate version they are at, from one read."""
-        return {sku: (p.terms(), p.version) for sku, p in self._products().items()}
+
+        def read() -> dict[str, tuple[ProductTerms, int]]:
+            return {sku: (p.terms(), p.version) for sku, p in self._products().items()}
+
+        return dict(self._kept(("catalog", ""), read))
 
     def products_at(self, versions: dict[str, int]) -> dict[str, ProductTerms]:
         """The catalog as it was at recorded aggregate versions (for re-deriving invoices)."""
@@ -180,8 +198,12 @@ class BillingApp(Application[UUID]):
 
     def contract(self, tenant_id: str) -> tuple[ContractTerms, int] | None:
         """The tenant's contract terms and the aggregate version they come from."""
-        contract = self._get(contract_id(tenant_id), Contract)
-        return None if contract is None else (contract.terms(), contract.version)
+
+        def read() -> tuple[ContractTerms, int] | None:
+            contract = self._get(contract_id(tenant_id), Contract)
+            return None if contract is None else (contract.terms(), contract.version)
+
+        return self._kept(("contract", tenant_id), read)
 
     def contract_at(self, tenant_id: str, version: int) -> ContractTerms:
         contract: Contract | None = self._get(contract_id(tenant_id), Contract, version=version)
@@ -241,6 +263,23 @@ class BillingApp(Application[UUID]):
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         with translated("recording billing events"):
             return super().save(*objs, **kwargs)
+
+    def _kept(self, key: tuple[str, str], read: Callable[[], T]) -> T:
+        """`read()`, or what it returned before if nothing was recorded since (see the class
+        docstring). The values kept are immutable (frozen terms, ints)."""
+        with translated("reading the billing log head"):
+            head = self.recorder.max_notification_id()
+        with self._reads_lock:
+            if head != self._reads_head or len(self._reads) >= _CACHED_READS:
+                self._reads, self._reads_head = {}, head
+            elif key in self._reads:
+                found: T = self._reads[key]
+                return found
+        value = read()
+        with self._reads_lock:
+            if self._reads_head == head:
+                self._reads[key] = value
+        return value
 
     def _index(self, key: UUID, kind: str) -> Index:
         index: Index | None = self._get(key, Index)
