@@ -39,7 +39,6 @@ PERIOD = "2026-10"
 H1 = datetime(2026, 10, 5, 9, tzinfo=UTC)
 H2 = datetime(2026, 10, 6, 9, tzinfo=UTC)
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-WRITER = "writer"
 
 
 class InterleavedLedger:
@@ -112,6 +111,7 @@ class Setup:
     ledger: InterleavedLedger
     writer: LedgerWriter
     tenant: str
+    group: str  # the writer's consumer group, one per test
 
     def publish(self, pulses: Sequence[Pulse]) -> None:
         self.log.publish(
@@ -124,10 +124,13 @@ class Setup:
         def done() -> bool:
             self.writer.run_once()
             ends = {p: o for p, o in self.log.end_offsets().items() if o > 0}
-            committed = self.log.committed(WRITER)
+            committed = self.log.committed(self.group)
             return all(committed.get(p, 0) >= o for p, o in ends.items())
 
-        assert wait_until(done, timeout=60, interval=0)
+        assert wait_until(done, timeout=60, interval=0), (
+            self.log.end_offsets(),
+            self.log.committed(self.group),
+        )
 
 
 @pytest.fixture(params=["embedded", pytest.param("servers", marks=pytest.mark.servers)])
@@ -151,8 +154,13 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
         )
     ledger = InterleavedLedger(store)
     # Batches of two records: the test decides which records each commit covers.
-    writer = LedgerWriter(log, ledger, log.consumer(WRITER), batch_size=2, poll_timeout=0.5)
-    yield Setup(log, ledger, writer, f"race-{uuid.uuid4().hex[:8]}")
+    # A group of its own: a static member of a shared group left by the previous test can
+    # hold this test's writer off its partitions past the test's patience.
+    group = f"writer-{uuid.uuid4().hex[:8]}"
+    consumer = log.consumer(group)
+    writer = LedgerWriter(log, ledger, consumer, batch_size=2, poll_timeout=0.5)
+    yield Setup(log, ledger, writer, f"race-{uuid.uuid4().hex[:8]}", group)
+    consumer.close()
     log.close()
 
 
@@ -195,7 +203,7 @@ def test_usage_committed_between_two_hour_reads_is_billed_once(
         billing(tmp_path),
         setup.ledger,
         SQLiteUsageStore(tmp_path / "u.sqlite"),
-        writer_commits(setup.log, WRITER),
+        writer_commits(setup.log, setup.group),
         clock=lambda: NOW,
     )
 
@@ -386,7 +394,7 @@ def test_a_catalog_applied_while_finalizing_is_not_pinned_to_the_invoice(
         ApplyAfterCatalogRead(env=env),
         setup.ledger,
         SQLiteUsageStore(tmp_path / "u.sqlite"),
-        writer_commits(setup.log, WRITER),
+        writer_commits(setup.log, setup.group),
         clock=lambda: NOW,
     )
     # when: finalized while the catalog is repriced
