@@ -64,11 +64,13 @@ class Product(Aggregate):
         self.billing_unit = billing_unit
         self.currency = currency
         self.plans: dict[str, Doc] = {}  # effective_from ISO date -> plan version doc
+        self.units_set = 1  # events that set the billing unit (see BillingApp.metering_terms)
 
     @event("DetailsChanged")
     def change_details(self, name: str, category: str, billing_unit: str, currency: str) -> None:
         self.name, self.category = name, category
         self.billing_unit, self.currency = billing_unit, currency
+        self.units_set = getattr(self, "units_set", 1) + 1
 
     @event("PlanScheduled")
     def schedule_plan(self, version: Doc) -> None:

@@ -53,6 +53,7 @@ def translated(what: str) -> Iterator[None]:
 
 T = TypeVar("T")
 _CACHED_READS = 10_000  # tenants' contracts and the catalog kept per log head, at most
+_KEEP_ATTEMPTS = 5
 
 
 class BillingApp(Application[UUID]):
@@ -144,11 +145,21 @@ class BillingApp(Application[UUID]):
 
     def versioned_products(self) -> dict[str, tuple[ProductTerms, int]]:
         """Each product's terms with the aggregate version they are at, from one read."""
+        return {sku: (terms, v) for sku, (terms, v, _units) in self._catalog().items()}
 
-        def read() -> dict[str, tuple[ProductTerms, int]]:
-            return {sku: (p.terms(), p.version) for sku, p in self._products().items()}
+    def metering_terms(self) -> tuple[list[ProductTerms], int]:
+        """The products' terms and the catalog's metering epoch, from one read: how many
+        events so far set a product's billing unit (registrations and detail changes). Each
+        such event raises it, so a later catalog has a greater epoch
+        (`catalog.products.catalog_version`)."""
+        found = self._catalog().values()
+        return [terms for terms, _v, _u in found], sum(units for _t, _v, units in found)
 
-        return dict(self._kept(("catalog", ""), read))
+    def _catalog(self) -> dict[str, tuple[ProductTerms, int, int]]:
+        def read() -> dict[str, tuple[ProductTerms, int, int]]:
+            return {sku: (p.terms(), p.version, p.units_set) for sku, p in self._products().items()}
+
+        return self._kept(("catalog", ""), read)
 
     def products_at(self, versions: dict[str, int]) -> dict[str, ProductTerms]:
         """The catalog as it was at recorded aggregate versions (for re-deriving invoices)."""
@@ -266,20 +277,29 @@ class BillingApp(Application[UUID]):
 
     def _kept(self, key: tuple[str, str], read: Callable[[], T]) -> T:
         """`read()`, or what it returned before if nothing was recorded since (see the class
-        docstring). The values kept are immutable (frozen terms, ints)."""
-        with translated("reading the billing log head"):
-            head = self.recorder.max_notification_id()
-        with self._reads_lock:
-            if head != self._reads_head or len(self._reads) >= _CACHED_READS:
-                self._reads, self._reads_head = {}, head
-            elif key in self._reads:
-                found: T = self._reads[key]
-                return found
-        value = read()
-        with self._reads_lock:
-            if self._reads_head == head:
-                self._reads[key] = value
+        docstring). A read is kept only when the head did not move while it ran, so what is
+        kept is one state of the store, not pieces of two; if the head keeps moving, the
+        last read is returned unkept. Values kept must not be changed by callers."""
+        value: T
+        for _attempt in range(_KEEP_ATTEMPTS):
+            head = self._head()
+            with self._reads_lock:
+                if head != self._reads_head or len(self._reads) >= _CACHED_READS:
+                    self._reads, self._reads_head = {}, head
+                elif key in self._reads:
+                    value = self._reads[key]
+                    return value
+            value = read()
+            if self._head() == head:
+                with self._reads_lock:
+                    if self._reads_head == head:
+                        self._reads[key] = value
+                return value
         return value
+
+    def _head(self) -> int | None:
+        with translated("reading the billing log head"):
+            return self.recorder.max_notification_id()
 
     def _index(self, key: UUID, kind: str) -> Index:
         index: Index | None = self._get(key, Index)

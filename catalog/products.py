@@ -6,35 +6,33 @@ or `catalog.terms.ProductTerms` (a product with its price plan versions, as pric
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# Catalog versions order the derivations of one tenant-hour made from the same ledger events
-# (`projections.hourly.HourlyUsage.catalog_version`): the newer catalog's wins. They are packed
-# into CQL write timestamps, 24 hours of them summed for a day, so they stay below 2^25.
+# A catalog version orders the derivations of one tenant-hour made from the same ledger events
+# (`projections.hourly.HourlyUsage.catalog_version`): (metering epoch, units fingerprint).
+# The epoch orders catalogs in time: the event-sourced catalog's counts every time a
+# product's billing unit was set (`BillingApp.metering_terms`), and a catalog file's is 0, so
+# any applied catalog outranks any file. The fingerprint, a hash of the SKU -> billing unit
+# map, tells apart catalogs at one epoch (two catalog files, or a read that straddled an
+# apply), so that equal versions are equal units and hence equal rows. Versions are packed
+# into CQL write timestamps, 24 of them summed for a day, so they stay below 2^25.
 CATALOG_VERSIONS = 1 << 25
-# Event-sourced catalogs (`pulse catalog apply`) are versioned above every catalog file, so
-# the first apply after running on a file outranks what the file derived.
-_EVENT_SOURCED = 1 << 24
-_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
+_FINGERPRINT_BITS = 9
+MAX_EPOCH = (CATALOG_VERSIONS >> _FINGERPRINT_BITS) - 1
 
 
-def file_catalog_version(modified: float) -> int:
-    """The version of a catalog file: the minute it was last modified (since 2024), so an
-    edited file outranks the file it replaced (good until 2055)."""
-    return min(max(int(modified - _EPOCH) // 60, 0), _EVENT_SOURCED - 1)
-
-
-def event_sourced_version(product_versions: Iterable[int]) -> int:
-    """The version of the event-sourced catalog: every change to any product raises it (a
-    product's aggregate version only grows, and products are never removed)."""
-    version = _EVENT_SOURCED + sum(product_versions)
-    if version >= CATALOG_VERSIONS:
+def catalog_version(epoch: int, products: Iterable[MeteredProduct]) -> int:
+    """The version of a catalog at metering `epoch` holding `products`."""
+    if not 0 <= epoch <= MAX_EPOCH:
         raise ValueError(
-            f"the catalog has {version - _EVENT_SOURCED} product versions: at most "
-            f"{CATALOG_VERSIONS - _EVENT_SOURCED - 1} can order usage derivations"
+            f"catalog metering epoch {epoch} (billing units set so far): at most {MAX_EPOCH} "
+            "can order usage derivations"
         )
-    return version
+    units = "\n".join(sorted(f"{p.sku}\0{p.billing_unit}" for p in products))
+    digest = int.from_bytes(hashlib.sha256(units.encode()).digest()[:4], "big")
+    return epoch << _FINGERPRINT_BITS | digest % (1 << _FINGERPRINT_BITS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +48,7 @@ class MeteredProduct:
 
 class ProductCatalog:
     """Read-only lookup of products by SKU (the pricing aggregates build on the same data),
-    at one `version` of the catalog (see `file_catalog_version`, `event_sourced_version`)."""
+    at one `version` of the catalog (`catalog_version`)."""
 
     def __init__(self, products: Iterable[MeteredProduct], version: int = 0) -> None:
         if not 0 <= version < CATALOG_VERSIONS:

@@ -56,7 +56,8 @@ def day_start(day: date) -> datetime:
 
 
 def events_covered_days(rows: Sequence[DailyUsage]) -> int:
-    """How many ledger events the rows of one tenant-day were derived from: their version.
+    """How many ledger events the rows of one tenant-day were derived from (the first part of
+    their version, `day_version`).
 
     Each hour's coverage only grows, so a roll-up that read more events in total read no
     older state of the day as a whole; the last roll-up written after every hour's last

@@ -24,11 +24,12 @@ class UsageStore(Protocol):
         detail: Sequence[UsageDetail] | None = None,
     ) -> None:
         """Makes `rows` (and `detail`, when given) the usage of that tenant-hour (rows of it
-        not listed are removed), unless what is stored was derived from more ledger events
-        (`events_covered` of `rows`): then they come from an older read of the hour and
-        change nothing. At equal coverage the later write wins (a re-derivation after a
-        catalog change). `detail` must be derived from the same events as `rows` (same
-        version); None leaves the stored detail of the hour as it is."""
+        not listed are removed), unless what is stored has a greater version
+        (`projections.hourly.hour_version`: events covered, then catalog version): then
+        `rows` come from an older read of the hour or an older catalog and change nothing.
+        At an equal version either may be kept: equal versions are equal rows. `detail` must
+        be derived from the same events as `rows` (same version); None leaves the stored
+        detail of the hour as it is."""
         ...
 
     def usage(
@@ -47,8 +48,8 @@ class UsageStore(Protocol):
     def replace_day(self, tenant_id: str, day: date, rows: Sequence[DailyUsage]) -> None:
         """Makes `rows` (the roll-up of the day's hourly rows, `projections.daily.roll_up`)
         the daily usage of that tenant-day (rows of it not listed are removed), unless what
-        is stored was derived from more ledger events (`events_covered_days`); at equal
-        coverage the later write wins, as in `replace_hour`."""
+        is stored has a greater version (`projections.daily.day_version`), as in
+        `replace_hour`."""
         ...
 
     def daily_usage(self, tenant_id: str, start: date, end: date) -> list[DailyUsage]:

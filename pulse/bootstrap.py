@@ -13,12 +13,7 @@ from eventsourcing.utils import Environment
 from access.ports import KeyStore
 from catalog.billing import BillingApp
 from catalog.files import read_catalog
-from catalog.products import (
-    MeteredProduct,
-    ProductCatalog,
-    event_sourced_version,
-    file_catalog_version,
-)
+from catalog.products import MeteredProduct, ProductCatalog, catalog_version
 from ledger.ports import LedgerStore, LogHistory, PulseLog
 from projections.ports import UsageStore
 from pulse.settings import Backend, Settings
@@ -65,22 +60,17 @@ def load_catalog(settings: Settings, billing: BillingApp) -> ProductCatalog:
     process started before a catalog change sees it after a restart, and `pulse rebuild`
     re-derives hourly usage with the new units.
 
-    The catalog's version orders re-derivations of the same ledger events (see
-    `catalog.products.CATALOG_VERSIONS`): a rebuild after a change outranks what older
-    processes derived.
+    The catalog's version (`catalog.products.catalog_version`) orders re-derivations of the
+    same ledger events: after an apply, a rebuild outranks what processes still on the
+    older catalog derive. Catalog files are not ordered among themselves (epoch 0).
     """
-    versioned = billing.versioned_products().values()
-    terms = [t for t, _v in versioned]
-    if terms:
-        version = event_sourced_version(v for _t, v in versioned)
-    else:
-        path = settings.catalog_file or SAMPLE_CATALOG
-        terms = read_catalog(path.read_text())
-        version = file_catalog_version(path.stat().st_mtime)
-    return ProductCatalog(
-        (MeteredProduct(p.sku, p.name, p.category, p.billing_unit, p.currency) for p in terms),
-        version,
-    )
+    terms, epoch = billing.metering_terms()
+    if not terms:
+        terms = read_catalog((settings.catalog_file or SAMPLE_CATALOG).read_text())
+    products = [
+        MeteredProduct(p.sku, p.name, p.category, p.billing_unit, p.currency) for p in terms
+    ]
+    return ProductCatalog(products, catalog_version(epoch, products))
 
 
 def billing_app(settings: Settings, connection: CqlConnection | None = None) -> BillingApp:

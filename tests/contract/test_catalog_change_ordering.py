@@ -6,19 +6,25 @@ older one because it happened to be written last.
 
 from __future__ import annotations
 
+import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from catalog.products import ProductCatalog
 from ledger.ports import LedgerStore
 from projections.daily import DailyUsage, roll_up
 from projections.hourly import HourlyUsage, UsageDetail, derive_hour
 from projections.ports import UsageStore
 from projections.rebuild import rebuild
 from projections.runner import project_hours
+from pulse.bootstrap import SAMPLE_CATALOG, billing_app, load_catalog
+from pulse.settings import Backend, EmbeddedSettings, Settings
 from tests.contract.test_projection_ordering import PausedAfterRead
 from tests.unit.helpers import T0, catalog, event, pulse
 
@@ -180,3 +186,69 @@ def test_write_timestamps_order_by_events_then_catalog_above_earlier_stamps() ->
         write_timestamp(1 << 31, 0)
     with pytest.raises(ValueError, match="catalog"):
         write_timestamp(1, 1 << 30)
+
+
+def sample_without(sku: str) -> str:
+    entries = re.split(r"(?m)^(?=  - sku: )", SAMPLE_CATALOG.read_text())
+    kept = [e for e in entries if not e.startswith(f"  - sku: {sku}\n")]
+    assert len(kept) == len(entries) - 1
+    return "".join(kept)
+
+
+def load_file(tmp_path: Path, text: str, mtime: float) -> ProductCatalog:
+    """What a process started now loads: the catalog file as it is now (no apply yet)."""
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text)
+    os.utime(path, (mtime, mtime))
+    settings = Settings(
+        backend=Backend.EMBEDDED,
+        embedded=EmbeddedSettings(path=tmp_path / "data"),
+        catalog_file=path,
+    )
+    billing = billing_app(settings)
+    try:
+        return load_catalog(settings, billing)
+    finally:
+        billing.close()
+
+
+@pytest.mark.parametrize(("ledger_store", "usage_store"), SAME_BACKEND, indirect=True)
+@pytest.mark.parametrize(
+    ("old_mtime", "new_mtime"),
+    [
+        (1_780_000_020, 1_780_000_070),  # the operator fixed the file 50 s later
+        (1, 1),  # reproducible builds: every file's mtime is normalized
+        (1_780_000_020, 1_780_000_020 - 86_400),  # the new file deployed with an older mtime
+    ],
+    ids=["edited-within-one-minute", "normalized-mtimes", "deployed-with-an-older-mtime"],
+)
+def test_derivations_under_two_catalog_files_are_never_stored_mixed(
+    tmp_path: Path,
+    ledger_store: LedgerStore,
+    usage_store: UsageStore,
+    old_mtime: float,
+    new_mtime: float,
+) -> None:
+    """Catalog files are not ordered (docs/operations.md): which file's derivation of the same
+    events is kept is not said, but it is one of them, whole, in either write order."""
+    # given: a catalog file that lacked the SKU (its pulses unpriced, in MB), then edited to
+    # bill it in GB
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    megabytes(ledger_store, tenant)
+    before = load_file(tmp_path, sample_without("network.egress"), old_mtime)
+    after = load_file(tmp_path, SAMPLE_CATALOG.read_text(), new_mtime)
+    assert before.version != after.version
+    kept = []
+    for first, then in [(before, after), (after, before)]:
+        # when: processes on each derive the same events, in one order or the other
+        for units in (first, then):
+            project_hours(
+                [(tenant, T0)], ledger_store, usage_store, units.billing_unit, units.version
+            )
+        # then: one derivation, whole, and the same one whatever the order
+        kept.append(stored_hour(usage_store, tenant))
+    assert kept[0] == kept[1]
+    assert kept[0] in (
+        [("GB", "2.0", "")],
+        [("MB", "2000", "SKU network.egress is not in the catalog")],
+    )

@@ -4,7 +4,6 @@ old units back."""
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -14,10 +13,10 @@ from typer.testing import CliRunner
 
 from catalog.products import (
     CATALOG_VERSIONS,
+    MAX_EPOCH,
     MeteredProduct,
     ProductCatalog,
-    event_sourced_version,
-    file_catalog_version,
+    catalog_version,
 )
 from projections.runner import project_hours
 from pulse.bootstrap import SAMPLE_CATALOG, build
@@ -28,17 +27,35 @@ from tests.unit.helpers import T0, event, pulse
 SKU = "storage.object"
 
 
-def test_an_edited_file_outranks_the_file_before_it_and_any_apply_outranks_files() -> None:
-    assert file_catalog_version(1_800_000_000) > file_catalog_version(1_799_999_000)
-    assert event_sourced_version([1]) > file_catalog_version(4_000_000_000)
-    assert event_sourced_version([1, 2]) > event_sourced_version([1, 1])
+def products(**units: str) -> list[MeteredProduct]:
+    return [MeteredProduct(sku, sku, "c", unit) for sku, unit in units.items()]
+
+
+def test_a_later_epoch_outranks_an_earlier_one_whatever_the_units() -> None:
+    for old, new in [
+        (products(a="GB"), products(a="MB")),
+        (products(a="MB"), products(a="GB")),
+        (products(a="GB", b="h"), products(a="GB")),
+    ]:
+        assert catalog_version(1, new) > catalog_version(0, old)
+        assert catalog_version(8, new) > catalog_version(7, old)
+        assert catalog_version(8, old) > catalog_version(7, new)
+
+
+def test_equal_versions_mean_equal_units_and_different_units_differ_at_one_epoch() -> None:
+    # the SKU -> unit map alone counts: not the order, names or anything else
+    same = [MeteredProduct("b", "B", "x", "h"), MeteredProduct("a", "A", "y", "GB", "USD")]
+    assert catalog_version(3, same) == catalog_version(3, products(a="GB", b="h"))
+    assert catalog_version(3, products(a="GB")) != catalog_version(3, products(a="MB"))
+    assert catalog_version(0, products(a="GB")) != catalog_version(0, products(a="GB", b="h"))
 
 
 def test_catalog_versions_beyond_what_stamps_can_order_are_refused() -> None:
-    with pytest.raises(ValueError, match="product versions"):
-        event_sourced_version([CATALOG_VERSIONS])
+    assert catalog_version(MAX_EPOCH, products(a="GB")) < CATALOG_VERSIONS
+    with pytest.raises(ValueError, match="epoch"):
+        catalog_version(MAX_EPOCH + 1, products(a="GB"))
     with pytest.raises(ValueError, match="catalog version"):
-        ProductCatalog([MeteredProduct("a", "A", "c", "GB")], version=-1)
+        ProductCatalog(products(a="GB"), version=-1)
 
 
 def without_the_sku(tmp_path: Path) -> Path:
@@ -49,7 +66,6 @@ def without_the_sku(tmp_path: Path) -> Path:
     assert len(kept) == len(entries) - 1
     path = tmp_path / "catalog.yaml"
     path.write_text("".join(kept))
-    os.utime(path, (1_780_000_000, 1_780_000_000))
     return path
 
 
