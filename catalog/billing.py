@@ -54,6 +54,7 @@ def translated(what: str) -> Iterator[None]:
 T = TypeVar("T")
 _CACHED_READS = 10_000  # tenants' contracts and the catalog kept per log head, at most
 _KEEP_ATTEMPTS = 5
+_NOT_KEPT = object()
 
 
 class BillingApp(Application[UUID]):
@@ -220,6 +221,20 @@ class BillingApp(Application[UUID]):
         contract: Contract | None = self._get(contract_id(tenant_id), Contract, version=version)
         assert contract is not None, f"contract of {tenant_id} has no version {version}"
         return contract.terms()
+
+    def terms_of(
+        self, tenant_id: str
+    ) -> tuple[dict[str, ProductTerms], tuple[ContractTerms, int] | None]:
+        """`products()` and `contract(tenant_id)`, for one read of the log head when both are
+        kept under it (a live draft's terms)."""
+        head = self._head()
+        with self._reads_lock:
+            if head == self._reads_head:
+                catalog = self._reads.get(("catalog", ""))
+                contract = self._reads.get(("contract", tenant_id), _NOT_KEPT)
+                if catalog is not None and contract is not _NOT_KEPT:
+                    return {sku: terms for sku, (terms, _v, _u) in catalog.items()}, contract
+        return self.products(), self.contract(tenant_id)
 
     def tenants_with_contracts(self) -> list[str]:
         index = self._get(CONTRACT_INDEX_ID, Index)

@@ -180,9 +180,10 @@ class Invoicing:
         pins instead, and `draft_with` and `explain` keep the hourly rows they replace or
         show."""
         start, end = period_bounds(period)
-        contract, _version = self._contract(tenant_id)
+        products, found = self._app.terms_of(tenant_id)
+        contract = None if found is None else found[0]
         days = self._usage.daily_usage(tenant_id, start.date(), end.date())
-        return draft_invoice_daily(tenant_id, period, days, self._app.products(), contract)
+        return draft_invoice_daily(tenant_id, period, days, products, contract)
 
     def draft_with(
         self, tenant_id: str, period: str, hours: Mapping[datetime, Sequence[HourlyUsage]]

@@ -58,12 +58,15 @@ def test_reads_are_kept_until_another_process_records_a_change(
     # when nothing changed: no aggregate is read again
     assert memory_price(reader) == "0.0061"
     assert reader.contract("acme") == contract
+    assert reader.terms_of("acme") == (reader.products(), contract)
     assert reader.reads == reads
     # when the operator reprices a product
     operator.apply_catalog(
         read_catalog(text.replace('unit_price: "0.0061"', 'unit_price: "0.007"'))
     )
     # then the reader's next reads see it
+    products, _contract = reader.terms_of("acme")
+    assert str(products["compute.memory"].plans[0].plan.unit_price) == "0.007"
     assert memory_price(reader) == "0.007"
     assert reader.reads > reads
     assert reader.versioned_products()["compute.memory"][1] > 1
