@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from math import ceil
 from typing import Any
 
 from cassandra.cluster import Session
@@ -19,8 +20,10 @@ from storage.cql import execute_all, run_concurrent, text_size, translated, unlo
 # ids per dedup look-up: one request then serves many pulses.
 BATCH_ROWS = 100
 SEEN_CHUNK = 100
-# Hour partitions of a tenant read concurrently by one page of `pulses`.
+# Hour partitions of a tenant asked in the first request of a page of `pulses` (then as many
+# as the rows per hour seen so far say the page needs).
 HOURS_AHEAD = 8
+MAX_HOURS_AHEAD = 64  # hours in one request of a pulse page, at most
 # Tenants probed at once by the cross-tenant listings (one small request each, concurrently).
 TENANT_CHUNK = 100
 
@@ -91,6 +94,17 @@ class ScyllaLedgerStore:
             )
             self._hour_slice = p(f"{page} LIMIT ? ALLOW FILTERING")
             self._hour_slice_of_sku = p(f"{page} AND product_sku = ? LIMIT ? ALLOW FILTERING")
+            # The hours after a page's first, several partitions in one request (the
+            # coordinator reads them concurrently), at most `limit` rows from each; their
+            # order is set here, by (hour, pulse_id), not taken from the reply.
+            hours_page = (
+                f"SELECT hour, {cols} FROM {ks}.pulses_by_hour WHERE tenant_id=? AND hour IN ? "
+                "AND occurred_at_us >= ? AND occurred_at_us < ?"
+            )
+            self._hours_slice = p(f"{hours_page} PER PARTITION LIMIT ? ALLOW FILTERING")
+            self._hours_slice_of_sku = p(
+                f"{hours_page} AND product_sku = ? PER PARTITION LIMIT ? ALLOW FILTERING"
+            )
             self._tenants_after = p(
                 f"SELECT tenant_id FROM {ks}.ledger_tenants WHERE bucket=0 AND tenant_id > ? "
                 "LIMIT ?"
@@ -221,10 +235,10 @@ class ScyllaLedgerStore:
         after: PulseKey | None = None,
         sku: str | None = None,
     ) -> list[LedgerEvent]:
-        # Hour partitions in clustering order, each read as a slice after the last id (no
-        # stored id is empty, so "" is before every row of an hour). Hours are asked
-        # HOURS_AHEAD at a time, concurrently, and taken in order until the page is full: a
-        # page over sparse hours waits for a few round trips, not one per hour.
+        # Hour partitions in clustering order. The page's first hour is read as a slice
+        # after the cursor's id; the hours after it in requests of several hours each (IN on
+        # the last partition-key column), as many as the rows per hour seen so far say the
+        # page still needs, and taken in (hour, pulse_id) order until the page is full.
         first, after_id = after or (hour_of(start), "")
         low, high = to_micros(start), to_micros(end)
         out: list[LedgerEvent] = []
@@ -235,23 +249,29 @@ class ScyllaLedgerStore:
                     self._hours_between, (tenant_id, max(first, hour_of(start)), end)
                 )
             ]
-            for i in range(0, len(hours), HOURS_AHEAD):
+            if hours and hours[0] == first and after_id:
+                bounds = (tenant_id, first, after_id, low, high)
+                if sku is None:
+                    rows = self._session.execute(self._hour_slice, (*bounds, limit))
+                else:
+                    rows = self._session.execute(self._hour_slice_of_sku, (*bounds, sku, limit))
+                out.extend(_event(r) for r in rows)
+                hours = hours[1:]
+            ahead, read_hours, read_rows = HOURS_AHEAD, 0, 0
+            while len(out) < limit and hours:
+                batch, hours = hours[:ahead], hours[ahead:]
                 want = limit - len(out)
-                futures = []
-                for hour in hours[i : i + HOURS_AHEAD]:
-                    bounds = (tenant_id, hour, after_id if hour == first else "", low, high)
-                    if sku is None:
-                        args: tuple[object, ...] = (*bounds, want)
-                        futures.append(self._session.execute_async(self._hour_slice, args))
-                    else:
-                        args = (*bounds, sku, want)
-                        futures.append(self._session.execute_async(self._hour_slice_of_sku, args))
-                for future in futures:  # in hour order; all awaited, also past a full page
-                    rows = list(future.result())
-                    if len(out) < limit:
-                        out.extend(_event(r) for r in rows[: limit - len(out)])
-                if len(out) >= limit:
-                    break
+                if sku is None:
+                    args: tuple[object, ...] = (tenant_id, batch, low, high, want)
+                    rows = self._session.execute(self._hours_slice, args)
+                else:
+                    args = (tenant_id, batch, low, high, sku, want)
+                    rows = self._session.execute(self._hours_slice_of_sku, args)
+                found = sorted(rows, key=lambda r: (r.hour, r.pulse_id))
+                out.extend(_event(r) for r in found[:want])
+                read_hours, read_rows = read_hours + len(batch), read_rows + len(found)
+                per_hour = max(read_rows / read_hours, 1.0)
+                ahead = min(max(ceil((limit - len(out)) / per_hour), HOURS_AHEAD), MAX_HOURS_AHEAD)
         return out
 
     def tenants_between(
