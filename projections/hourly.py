@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeVar
 
 from kernel import units
 from kernel.decimals import EXACT
@@ -43,6 +44,7 @@ class HourlyUsage:
 
 
 BillingUnitOf = Callable[[str], str | None]
+K = TypeVar("K", bound=tuple[object, ...])
 
 
 def events_covered(rows: Sequence[HourlyUsage] | Sequence[UsageDetail]) -> int:
@@ -87,16 +89,17 @@ def _billing(event: LedgerEvent, billing_unit_of: BillingUnitOf) -> tuple[str, D
         return pulse.use_unit, pulse.used_amount, str(exc)
 
 
-def derive_hour(
-    events: Iterable[LedgerEvent], billing_unit_of: BillingUnitOf, catalog_version: int = 0
-) -> list[HourlyUsage]:
-    """One row per (tenant, hour, sku, unit) present in `events` (all of one tenant-hour),
-    in the units of the catalog at `catalog_version`."""
-    buckets: dict[tuple[str, str, datetime, str], _Acc] = {}
+def _accumulate(
+    events: Iterable[LedgerEvent],
+    billing_unit_of: BillingUnitOf,
+    key_of: Callable[[LedgerEvent, str], K],
+) -> list[tuple[K, _Acc]]:
+    """The events summed per `key_of(event, billing unit)`, ordered by key."""
+    buckets: dict[K, _Acc] = {}
     for event in events:
         pulse = event.pulse
         unit, quantity, reason = _billing(event, billing_unit_of)
-        key = (pulse.tenant_id, pulse.product_sku, event.hour, unit)
+        key = key_of(event, unit)
         acc = buckets.get(key)
         if acc is None:
             buckets[key] = _Acc(
@@ -109,6 +112,18 @@ def derive_hour(
         acc.last = max(acc.last, pulse.occurred_at)
         acc.position = max(acc.position, event.position, key=lambda p: (p.partition, p.offset))
         acc.reason = acc.reason or reason
+    return sorted(buckets.items(), key=lambda item: item[0])
+
+
+def derive_hour(
+    events: Iterable[LedgerEvent], billing_unit_of: BillingUnitOf, catalog_version: int = 0
+) -> list[HourlyUsage]:
+    """One row per (tenant, hour, sku, unit) present in `events` (all of one tenant-hour),
+    in the units of the catalog at `catalog_version`."""
+
+    def key(event: LedgerEvent, unit: str) -> tuple[str, str, datetime, str]:
+        return event.pulse.tenant_id, event.pulse.product_sku, event.hour, unit
+
     return [
         HourlyUsage(
             tenant_id=tenant,
@@ -123,7 +138,7 @@ def derive_hour(
             unpriced_reason=acc.reason,
             catalog_version=catalog_version,
         )
-        for (tenant, sku, hour, unit), acc in sorted(buckets.items(), key=lambda item: item[0])
+        for (tenant, sku, hour, unit), acc in _accumulate(events, billing_unit_of, key)
     ]
 
 
@@ -158,28 +173,11 @@ def derive_detail(
 ) -> list[UsageDetail]:
     """One row per (tenant, hour, sku, unit, region, resource) present in `events` (all of one
     tenant-hour); summing its rows over region and resource gives `derive_hour`'s rows."""
-    buckets: dict[tuple[str, datetime, str, str, str, str], _Acc] = {}
-    for event in events:
+
+    def key(event: LedgerEvent, unit: str) -> tuple[str, datetime, str, str, str, str]:
         pulse = event.pulse
-        unit, quantity, reason = _billing(event, billing_unit_of)
-        key = (
-            pulse.tenant_id,
-            event.hour,
-            pulse.product_sku,
-            unit,
-            pulse.region,
-            pulse.resource_id,
-        )
-        acc = buckets.get(key)
-        if acc is None:
-            buckets[key] = _Acc(
-                quantity, 1, pulse.occurred_at, pulse.occurred_at, event.position, reason
-            )
-            continue
-        acc.quantity = EXACT.add(acc.quantity, quantity)
-        acc.count += 1
-        acc.position = max(acc.position, event.position, key=lambda p: (p.partition, p.offset))
-        acc.reason = acc.reason or reason
+        return pulse.tenant_id, event.hour, pulse.product_sku, unit, pulse.region, pulse.resource_id
+
     return [
         UsageDetail(
             tenant_id=tenant,
@@ -193,7 +191,7 @@ def derive_detail(
             position=acc.position,
             unpriced_reason=acc.reason,
         )
-        for (tenant, hour, sku, unit, region, resource), acc in sorted(
-            buckets.items(), key=lambda item: item[0]
+        for (tenant, hour, sku, unit, region, resource), acc in _accumulate(
+            events, billing_unit_of, key
         )
     ]
