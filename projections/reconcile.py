@@ -24,7 +24,8 @@ from ledger import codec
 from ledger.model import LedgerEvent, Position
 from ledger.ports import LedgerStore, LogHistory, PulseLog
 from projections.hourly import BillingUnitOf, HourlyUsage, derive_hour
-from projections.invoices import Invoicing, period_bounds
+from projections.invoice_lists import period_bounds
+from projections.invoices import Invoicing
 from projections.ports import UsageStore
 
 Key = tuple[str, str, str]  # tenant, sku, unit (the billing unit when the pulse converts)

@@ -14,7 +14,7 @@ from kernel.decimals import plain
 from kernel.errors import Forbidden, Unavailable
 from ledger.model import to_micros
 from ledger.ports import DeadLetter, LedgerStore, PulseLog, TenantConflictKey
-from projections.invoices import period_bounds
+from projections.invoice_lists import period_bounds
 from projections.reconcile import Reconciliation
 from query.paging import Cursor, Limit, decode, encode, scope_of
 from query.schemas import (

@@ -174,7 +174,7 @@ def reconcile(
 
     Example: pulse reconcile --period 2026-11
     """
-    from projections.invoices import period_bounds
+    from projections.invoice_lists import period_bounds
     from pulse.bootstrap import build, reconciliation
 
     period_bounds(period)  # a malformed period is refused before anything is read

@@ -134,7 +134,7 @@ def test_explain_reads_every_page_of_the_lineage(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given: 7 pulses of the line over two hours, read two at a time
-    monkeypatch.setattr("projections.invoices._EXPLAIN_PAGE", 2)
+    monkeypatch.setattr("projections.invoice_lists._EXPLAIN_PAGE", 2)
     _api, invoicing = client(tmp_path)
     ledger = SQLiteLedgerStore(tmp_path / "ledger.sqlite")
     more = [
