@@ -10,7 +10,8 @@ the product writes.
 
 Then `pulse serve api` runs as its own process (auth off: this measures reads, not key
 checks) and `--clients` asyncio clients call, one route at a time, for `--requests` calls
-each: a month of usage by day grouped by SKU, the month's invoice draft with its lines, and
+each: a month of usage by day grouped by SKU, the month's invoice draft with its lines (priced
+with the sample catalog, applied to the keyspace's event store if it is not yet), and
 a first page of 100 pulses. Baseline in the same run: the bare driver reading the rows each
 route starts from (the tenant's month of hourly usage; one page of one ledger hour) at the
 same concurrency — what the route costs above its own storage reads.
@@ -34,9 +35,10 @@ from typing import Any
 import httpx
 
 from bench.common import PULSE_CLI, env_of, free_port, fresh_settings, header, percentile, servers
+from catalog.files import read_catalog
 from ledger.model import LedgerEvent, Position, Pulse, hour_of
 from projections.runner import project_hours
-from pulse.bootstrap import build
+from pulse.bootstrap import SAMPLE_CATALOG, build
 from pulse.settings import ApiSettings, Settings
 from storage.cql import connect
 
@@ -101,6 +103,16 @@ def load(settings: Settings, pulses: int, tenants: int) -> float:
         projected = sum(pool.map(project, slices))
     print(f"loaded {pulses:,} pulses, projected {projected:,} tenant-hours")
     return time.perf_counter() - started
+
+
+def with_catalog(settings: Settings) -> list[str]:
+    """The sample catalog applied to the keyspace's event store (what drafts price with; the
+    first runs of this benchmark had none, so their drafts listed every line unpriced)."""
+    parts = build(settings)
+    try:
+        return parts.billing.apply_catalog(read_catalog(SAMPLE_CATALOG.read_text()))
+    finally:
+        parts.close()
 
 
 def loaded(settings: Settings, tenants: int) -> bool:
@@ -174,6 +186,7 @@ def main() -> None:
     )
     if args.reload or not loaded(settings, args.tenants):
         print(f"load: {load(settings, args.pulses, args.tenants):.0f} s")
+    print(f"catalog: {len(with_catalog(settings))} change(s) applied")
     base = f"http://127.0.0.1:{settings.api.port}"
     log_file = Path(tempfile.mkdtemp(prefix="bench-query-")) / "api.log"
     with log_file.open("ab") as log:
