@@ -59,10 +59,9 @@ _NOT_KEPT = object()
 
 class BillingApp(Application[UUID]):
     """Catalog, contracts and invoices. Reads of the catalog and of contracts are kept while
-    the application's log head (its last notification id, one read) stays where it was: any
-    event recorded by any process moves the head, and the next read reads the store again.
-    The head moves only after a transaction's events are written, so what was read after
-    the head was seen is at least as new as the head."""
+    the application's log stays as it was (`_mark`, one read): a read is kept only when the
+    marks read before and after it are equal and settled, that is no transaction wrote or
+    undid events in between, and it is served while the mark stays equal."""
 
     name = "billing"
 
@@ -75,7 +74,7 @@ class BillingApp(Application[UUID]):
         the process); without one, PERSISTENCE_MODULE in `env` chooses, as the library does."""
         self._given_factory = factory
         self._reads_lock = threading.Lock()
-        self._reads_head: int | None = None
+        self._reads_head: object = None
         self._reads: dict[tuple[str, str], Any] = {}
         with translated("opening the billing event store"):
             super().__init__(env=env)
@@ -227,9 +226,9 @@ class BillingApp(Application[UUID]):
     ) -> tuple[dict[str, ProductTerms], tuple[ContractTerms, int] | None]:
         """`products()` and `contract(tenant_id)`, for one read of the log head when both are
         kept under it (a live draft's terms)."""
-        head = self._head()
+        head = self._mark()
         with self._reads_lock:
-            if head == self._reads_head:
+            if head is not None and head == self._reads_head:
                 catalog = self._reads.get(("catalog", ""))
                 contract = self._reads.get(("contract", tenant_id), _NOT_KEPT)
                 if catalog is not None and contract is not _NOT_KEPT:
@@ -297,7 +296,9 @@ class BillingApp(Application[UUID]):
         last read is returned unkept. Values kept must not be changed by callers."""
         value: T
         for _attempt in range(_KEEP_ATTEMPTS):
-            head = self._head()
+            head = self._mark()
+            if head is None:  # a write in progress: read what the store holds, keep nothing
+                return read()
             with self._reads_lock:
                 if head != self._reads_head or len(self._reads) >= _CACHED_READS:
                     self._reads, self._reads_head = {}, head
@@ -305,16 +306,25 @@ class BillingApp(Application[UUID]):
                     value = self._reads[key]
                     return value
             value = read()
-            if self._head() == head:
+            if self._mark() == head:
                 with self._reads_lock:
                     if self._reads_head == head:
                         self._reads[key] = value
                 return value
         return value
 
-    def _head(self) -> int | None:
+    def _mark(self) -> object:
+        """What changes whenever events are recorded (or written and undone); None while a
+        write is in progress. On CQL, the log head's lock epoch and last id
+        (`eventstore_cql` writes rows before it commits the head, and undoes them if the
+        transaction fails); elsewhere (SQLite: atomic transactions), the last notification
+        id."""
         with translated("reading the billing log head"):
-            return self.recorder.max_notification_id()
+            write_mark = getattr(self.recorder, "write_mark", None)
+            if write_mark is not None:
+                mark: object = write_mark()
+                return mark
+            return ("notification", self.recorder.max_notification_id())
 
     def _index(self, key: UUID, kind: str) -> Index:
         index: Index | None = self._get(key, Index)
