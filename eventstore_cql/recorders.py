@@ -288,14 +288,10 @@ class ScyllaAggregateRecorder(ScyllaRecorder, AggregateRecorder):
             return self._head().holder == holder
 
     def write_mark(self) -> tuple[int, int] | None:
-        """(epoch, last_id) of the log head, or None while a writer holds its lock.
-
-        Every lock acquisition (or takeover) changes the epoch, and a transaction's event rows
-        are written, and undone if it fails, only while it holds the lock. So if two marks read
-        around some reads are equal and not None, no transaction wrote or undid rows of this
-        log in between, and the reads saw committed events only. One plain (not serial) read:
-        the acquisition's CAS has completed before any row is written.
-        """
+        """(epoch, last_id) of the log head, or None while a writer holds its lock. Rows are
+        written (and undone) only under the lock, and each acquisition changes the epoch: equal
+        marks around some reads mean they saw committed events only. A plain read suffices:
+        the acquisition's CAS completes before any row is written."""
         row = self.datastore.one(self._read_head, (self.events_table_name,))
         if row is None:
             return (0, 0)  # no head yet: nothing was ever written

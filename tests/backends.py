@@ -154,3 +154,17 @@ def key_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeySto
 
         keyspace = request.getfixturevalue("migrated_keyspace")
         yield ScyllaKeyStore(request.getfixturevalue("cql_session"), keyspace)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("cql", marks=pytest.mark.servers)])
+def event_store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Settings of a billing event store: eventsourcing's SQLite module, or ours on CQL."""
+    if request.param == "sqlite":
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "b")}
+    host, port = request.getfixturevalue("cql_endpoint")
+    return {
+        "PERSISTENCE_MODULE": "eventstore_cql",
+        "CQL_CONTACT_POINTS": host,
+        "CQL_PORT": str(port),
+        "CQL_KEYSPACE": request.getfixturevalue("test_keyspace"),
+    }

@@ -3,29 +3,13 @@ recorded by another process (another BillingApp on the same event store)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from catalog.billing import BillingApp
 from catalog.files import read_catalog, read_contracts
 from pulse.bootstrap import SAMPLE_CATALOG
 
 SAMPLES = SAMPLE_CATALOG.parent
-
-
-@pytest.fixture(params=["sqlite", pytest.param("cql", marks=pytest.mark.servers)])
-def event_store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    if request.param == "sqlite":
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "b")}
-    host, port = request.getfixturevalue("cql_endpoint")
-    return {
-        "PERSISTENCE_MODULE": "eventstore_cql",
-        "CQL_CONTACT_POINTS": host,
-        "CQL_PORT": str(port),
-        "CQL_KEYSPACE": request.getfixturevalue("test_keyspace"),
-    }
 
 
 class CountingReads(BillingApp):

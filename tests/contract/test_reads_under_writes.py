@@ -19,8 +19,8 @@ from catalog.files import read_catalog
 from catalog.terms import ContractTerms, ContractVersion
 from kernel.errors import Unavailable
 from ledger.model import LedgerEvent, Position, Pulse
-from ledger.ports import LedgerStore, PulseKey
 from pulse.bootstrap import SAMPLE_CATALOG
+from tests.contract.test_ledger_store import read_all
 
 
 @pytest.fixture
@@ -110,20 +110,6 @@ def pulse(tenant: str, pulse_id: str, at: datetime, sku: str, offset: int) -> Le
     )
 
 
-def pages_of(
-    store: LedgerStore, t: str, start: datetime, end: datetime, limit: int, sku: str | None
-) -> list[list[str]]:
-    pages: list[list[str]] = []
-    after: PulseKey | None = None
-    while True:
-        page = store.pulses(t, start, end, limit=limit, after=after, sku=sku)
-        if not page:
-            return pages
-        pages.append([e.pulse.pulse_id for e in page])
-        after = (page[-1].hour, page[-1].pulse.pulse_id)
-        assert len(pages) < 2000, "paging never ends"
-
-
 @pytest.fixture
 def both_ledgers(tmp_path: Any, request: pytest.FixtureRequest) -> Any:
     from ledger.scylla import ScyllaLedgerStore
@@ -162,8 +148,8 @@ def test_cassandra_pulse_pages_equal_the_sqlite_reference_for_random_ledgers(
         end = start + timedelta(minutes=rng.randrange(1, 800))
         limit = rng.choice([1, 2, 3, 7, 31, 100])
         sku: str | None = rng.choice([None, "storage.block", "api.requests"])
-        expected = pages_of(reference, t, start, end, limit, sku)
-        assert pages_of(cassandra, t, start, end, limit, sku) == expected, (start, end, limit, sku)
+        expected = read_all(reference, t, start, end, limit, sku)
+        assert read_all(cassandra, t, start, end, limit, sku) == expected, (start, end, limit, sku)
 
 
 @pytest.mark.servers
@@ -190,8 +176,8 @@ def test_cassandra_pulse_pages_of_hours_denser_than_a_driver_page_equal_the_refe
         store.append(stored)
     start, end = HOUR0 + timedelta(minutes=1), HOUR0 + timedelta(hours=2, minutes=59)
     # when/then
-    expected = pages_of(reference, t, start, end, limit, sku)
-    assert pages_of(cassandra, t, start, end, limit, sku) == expected
+    expected = read_all(reference, t, start, end, limit, sku)
+    assert read_all(cassandra, t, start, end, limit, sku) == expected
 
 
 @pytest.mark.servers
@@ -244,5 +230,5 @@ def test_cassandra_pulse_pages_over_more_hours_than_one_request_asks_equal_the_r
     start, end = HOUR0 + timedelta(minutes=30), HOUR0 + timedelta(hours=149, minutes=10)
     # when/then
     for sku in (None, "api.requests"):
-        expected = pages_of(reference, t, start, end, limit, sku)
-        assert pages_of(cassandra, t, start, end, limit, sku) == expected, sku
+        expected = read_all(reference, t, start, end, limit, sku)
+        assert read_all(cassandra, t, start, end, limit, sku) == expected, sku

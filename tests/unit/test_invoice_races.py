@@ -234,19 +234,6 @@ class RacingApp(BillingApp):
         super().record_correction(*args, **kwargs)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("cql", marks=pytest.mark.servers)])
-def event_store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    if request.param == "sqlite":
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "b")}
-    host, port = request.getfixturevalue("cql_endpoint")
-    return {
-        "PERSISTENCE_MODULE": "eventstore_cql",
-        "CQL_CONTACT_POINTS": host,
-        "CQL_PORT": str(port),
-        "CQL_KEYSPACE": request.getfixturevalue("test_keyspace"),
-    }
-
-
 def test_two_concurrent_correctors_record_one_note_and_raise_nothing(
     event_store_env: dict[str, str], tmp_path: Path
 ) -> None:
