@@ -95,9 +95,7 @@ def load(settings: Settings, pulses: int, tenants: int) -> float:
 
     def project(hours: Sequence[tuple[str, datetime]]) -> int:
         catalog = parts.catalog
-        return len(
-            project_hours(hours, parts.ledger, parts.usage, catalog.billing_unit, catalog.version)
-        )
+        return len(project_hours(hours, parts.ledger, parts.usage, catalog))
 
     with ThreadPoolExecutor(16) as pool:
         projected = sum(pool.map(project, slices))

@@ -94,8 +94,7 @@ def main() -> None:
         parts.ledger,
         parts.usage,
         invoicing,
-        parts.catalog.billing_unit,
-        parts.catalog.version,
+        parts.catalog,
     )
     started = time.perf_counter()
     report = replay.run(start_at, end_at)
@@ -103,12 +102,7 @@ def main() -> None:
     assert report.added == 0 and report.duplicates == total, report
 
     started = time.perf_counter()
-    rebuilt = rebuild(
-        parts.ledger,
-        parts.usage,
-        parts.catalog.billing_unit,
-        catalog_version=parts.catalog.version,
-    )
+    rebuilt = rebuild(parts.ledger, parts.usage, parts.catalog)
     rebuild_s = time.perf_counter() - started
 
     check = Reconciliation(

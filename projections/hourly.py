@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from kernel import units
 from kernel.decimals import EXACT
@@ -44,6 +44,31 @@ class HourlyUsage:
 
 
 BillingUnitOf = Callable[[str], str | None]
+
+
+class MeteringUnits(Protocol):
+    """One version of the catalog as usage derivation sees it: each SKU's billing unit, and
+    the version that orders derivations of the same events (`hour_version`). Whatever writes
+    usage takes both as one object, so that no caller can pair units with another catalog's
+    version (`catalog.products.ProductCatalog` is one; `UnitsAt` wraps a lookup)."""
+
+    @property
+    def version(self) -> int: ...
+
+    def billing_unit(self, sku: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UnitsAt:
+    """`MeteringUnits` from a lookup function and the version of the catalog it reads."""
+
+    lookup: BillingUnitOf
+    version: int
+
+    def billing_unit(self, sku: str) -> str | None:
+        return self.lookup(sku)
+
+
 K = TypeVar("K", bound=tuple[object, ...])
 
 

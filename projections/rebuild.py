@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from ledger.ports import LedgerStore
 from projections.changes import BucketChange, bucket_changes
-from projections.hourly import BillingUnitOf
+from projections.hourly import MeteringUnits
 from projections.ports import UsageStore
 from projections.runner import project_hours
 
@@ -31,17 +31,15 @@ class RebuildReport:
 def rebuild(
     ledger: LedgerStore,
     usage: UsageStore,
-    billing_unit_of: BillingUnitOf,
+    units: MeteringUnits,
     *,
     start: datetime | None = None,
     end: datetime | None = None,
     tenant: str | None = None,
     progress: Callable[[int], None] = lambda _n: None,
-    workers: int = 16,
-    catalog_version: int = 0,
 ) -> RebuildReport:
     """Re-derives every ledger hour in [start, end) of `tenant` (default: all of them) and
-    writes it whole, in the units of the catalog at `catalog_version`; the report lists each
+    writes it whole, in `units` (one catalog version's); the report lists each
     bucket whose stored quantity differed."""
     report = RebuildReport()
     for t in [tenant] if tenant is not None else ledger.tenants():
@@ -52,9 +50,7 @@ def rebuild(
             continue
         report.tenants += 1
         before = {(t, h): list(usage.usage(t, h, h + HOUR)) for h in hours}
-        derived = project_hours(
-            ((t, h) for h in hours), ledger, usage, billing_unit_of, catalog_version
-        )
+        derived = project_hours(((t, h) for h in hours), ledger, usage, units)
         report.buckets += bucket_changes(before, derived)
         report.hours += len(hours)
         progress(report.hours)

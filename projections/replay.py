@@ -36,7 +36,7 @@ from ledger.model import LedgerEvent, LogRecord
 from ledger.ports import LedgerStore, LogHistory
 from ledger.writer import LedgerAppender
 from projections.changes import BucketChange, TenantHour, bucket_changes
-from projections.hourly import BillingUnitOf, HourlyUsage, derive_hour
+from projections.hourly import HourlyUsage, MeteringUnits, derive_hour
 from projections.invoices import Invoicing
 from projections.ports import UsageStore
 from projections.runner import project_hours
@@ -84,16 +84,14 @@ class Replay:
         ledger: LedgerStore,
         usage: UsageStore,
         invoicing: Invoicing,
-        billing_unit_of: BillingUnitOf,
-        catalog_version: int = 0,
+        units: MeteringUnits,
     ) -> None:
         self._history = history
-        self._catalog_version = catalog_version
+        self._units = units
         self._writer = writer
         self._ledger = ledger
         self._usage = usage
         self._invoicing = invoicing
-        self._billing_unit_of = billing_unit_of
 
     def run(
         self,
@@ -207,9 +205,7 @@ class Replay:
                 for t, p in periods
             }
         else:
-            project_hours(
-                touched, self._ledger, self._usage, self._billing_unit_of, self._catalog_version
-            )
+            project_hours(touched, self._ledger, self._usage, self._units)
             drafts_after = {tp: self._invoicing.draft(*tp) for tp in periods}
             report.notes = self._invoicing.correct_touched(touched)
         report.finalized_touched = [tp for tp in periods if self._invoicing.finalized(*tp)]
@@ -229,7 +225,7 @@ class Replay:
         tenant, hour = tenant_hour
         events = list(self._ledger.events_in_hour(tenant, hour))
         events += [e for (t, _id), e in planned.items() if t == tenant and e.hour == hour]
-        return derive_hour(events, self._billing_unit_of, self._catalog_version)
+        return derive_hour(events, self._units.billing_unit, self._units.version)
 
 
 def _outcome(written: int, duplicates: int, conflicts: int) -> str:

@@ -13,7 +13,7 @@ from ledger.model import LogRecord, hour_of
 from ledger.ports import LedgerStore, LogConsumer, PulseLog
 from ledger.retry import retrying
 from projections.daily import day_start, roll_up
-from projections.hourly import BillingUnitOf, HourlyUsage, derive_detail, derive_hour
+from projections.hourly import HourlyUsage, MeteringUnits, derive_detail, derive_hour
 from projections.ports import UsageStore
 
 log = logging.getLogger(__name__)
@@ -24,17 +24,16 @@ def project_hours(
     hours: Iterable[tuple[str, datetime]],
     store: LedgerStore,
     usage: UsageStore,
-    billing_unit_of: BillingUnitOf,
-    catalog_version: int = 0,
+    units: MeteringUnits,
 ) -> dict[tuple[str, datetime], list[HourlyUsage]]:
     """Recomputes each tenant-hour from ledger rows and writes it whole (absolute values);
     returns what it derived.
 
     Live projection, rebuild and replay all go through here: one definition of usage. The
     SKU rows and the detail rows (by region and resource) come from one read of the hour,
-    so they are one version of it and are written under one stamp. `catalog_version` is the
-    version of the catalog `billing_unit_of` belongs to (`catalog.products.ProductCatalog`):
-    of derivations of the same events, the newer catalog's is kept.
+    so they are one version of it and are written under one stamp. `units` are the billing
+    units of one catalog version (`catalog.products.ProductCatalog`): of derivations of the
+    same events, the newer catalog's is kept.
 
     Then each tenant-day touched is rolled up again from its hourly rows as stored (all 24
     hours in one read, after this call's hours of it are written) and written whole: the
@@ -47,8 +46,8 @@ def project_hours(
     days: set[tuple[str, date]] = set()
     for tenant, hour in sorted(set(hours)):
         events = list(store.events_in_hour(tenant, hour))
-        rows = derive_hour(events, billing_unit_of, catalog_version)
-        usage.replace_hour(tenant, hour, rows, derive_detail(events, billing_unit_of))
+        rows = derive_hour(events, units.billing_unit, units.version)
+        usage.replace_hour(tenant, hour, rows, derive_detail(events, units.billing_unit))
         derived[(tenant, hour)] = rows
         days.add((tenant, hour.date()))
     for tenant, day in sorted(days):
@@ -62,7 +61,6 @@ class ProjectorSettings:
     writer_group: str
     batch_size: int = 5000
     poll_timeout: float = 0.2
-    catalog_version: int = 0  # of the catalog the billing units come from
 
 
 class HourlyProjector:
@@ -86,7 +84,7 @@ class HourlyProjector:
         consumer: LogConsumer,
         store: LedgerStore,
         usage: UsageStore,
-        billing_unit_of: BillingUnitOf,
+        units: MeteringUnits,
         settings: ProjectorSettings,
         stop: threading.Event | None = None,
         after: Callable[[set[tuple[str, datetime]]], None] | None = None,
@@ -100,7 +98,7 @@ class HourlyProjector:
         self._consumer = consumer
         self._store = store
         self._usage = usage
-        self._billing_unit_of = billing_unit_of
+        self._units = units
         self._settings = settings
         self._stop = stop or threading.Event()
 
@@ -134,13 +132,7 @@ class HourlyProjector:
             touched.add((pulse.tenant_id, hour_of(pulse.occurred_at)))
 
         def project_then_commit() -> int:
-            derived = project_hours(
-                touched,
-                self._store,
-                self._usage,
-                self._billing_unit_of,
-                self._settings.catalog_version,
-            )
+            derived = project_hours(touched, self._store, self._usage, self._units)
             count = len(derived)
             if self._after is not None:
                 self._after(touched)  # e.g. correction notes for finalized periods

@@ -204,8 +204,7 @@ def replay(settings: Settings, parts: Parts) -> Replay:
         parts.ledger,
         parts.usage,
         invoicing(settings, parts),
-        parts.catalog.billing_unit,
-        parts.catalog.version,
+        parts.catalog,
     )
 
 

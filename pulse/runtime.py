@@ -150,11 +150,8 @@ def start(
                 parts.log.consumer(settings.kafka.projector_group),
                 parts.ledger,
                 parts.usage,
-                parts.catalog.billing_unit,
-                ProjectorSettings(
-                    writer_group=settings.kafka.writer_group,
-                    catalog_version=parts.catalog.version,
-                ),
+                parts.catalog,
+                ProjectorSettings(writer_group=settings.kafka.writer_group),
                 stop=running.stop_event,
                 after=note_corrections,
                 on_projected=metrics.projected,

@@ -224,12 +224,11 @@ def rebuild(
             report = rebuild_hours(
                 parts.ledger,
                 parts.usage,
-                parts.catalog.billing_unit,
+                parts.catalog,
                 start=start,
                 end=end,
                 tenant=tenant,
                 progress=lambda n: status.update(f"re-derived {n} tenant-hours"),
-                catalog_version=parts.catalog.version,
             )
     finally:
         parts.close()

@@ -19,7 +19,7 @@ import pytest
 from catalog.products import ProductCatalog
 from ledger.ports import LedgerStore
 from projections.daily import DailyUsage, roll_up
-from projections.hourly import HourlyUsage, UsageDetail, derive_hour
+from projections.hourly import HourlyUsage, UnitsAt, UsageDetail, derive_hour
 from projections.ports import UsageStore
 from projections.rebuild import rebuild
 from projections.runner import project_hours
@@ -109,11 +109,11 @@ def test_of_two_derivations_of_the_same_events_the_newer_catalogs_is_kept_whole(
     # new one (GB), written one right after the other (within one clock second)
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     megabytes(ledger_store, tenant)
-    new = (NEW_UNITS, NEW)
-    old = (old_units, OLD)
+    new = UnitsAt(NEW_UNITS, NEW)
+    old = UnitsAt(old_units, OLD)
     # when
-    for units, version in [new, old] if new_first else [old, new]:
-        project_hours([(tenant, T0)], ledger_store, usage_store, units, version)
+    for units in [new, old] if new_first else [old, new]:
+        project_hours([(tenant, T0)], ledger_store, usage_store, units)
     # then: the new catalog's rows, whole: never the MB and the GB rows side by side
     assert stored_hour(usage_store, tenant) == [("GB", "2.0", "")]
     details = usage_store.usage_detail(tenant, T0, T0 + HOUR)
@@ -134,13 +134,12 @@ def test_a_projectors_day_read_before_a_rebuild_does_not_outlive_it(
         rebuild(
             PausedAfterRead(ledger_store, tenant, ("", T0), lambda: None),
             usage_store,
-            NEW_UNITS,
-            catalog_version=NEW,
+            UnitsAt(NEW_UNITS, NEW),
         )
 
     projector_view = PausedBeforeDayWrite(usage_store, rebuild_with_the_new_catalog)
     # when: ... then a rebuild re-derived the hour and its day, then the projector wrote its day
-    project_hours([(tenant, T0)], ledger_store, projector_view, old_units, OLD)
+    project_hours([(tenant, T0)], ledger_store, projector_view, UnitsAt(old_units, OLD))
     # then: the hour is the new catalog's, and the day is the roll-up of the hours as stored
     assert stored_hour(usage_store, tenant) == [("GB", "2.0", "")]
     hours = usage_store.usage(tenant, T0.replace(hour=0), T0.replace(hour=0) + DAY)
@@ -158,7 +157,7 @@ def test_more_events_win_over_a_newer_catalog(
     megabytes(ledger_store, tenant)
     stale = derive_hour(ledger_store.events_in_hour(tenant, T0), NEW_UNITS, NEW)
     ledger_store.append([event(pulse("p-3", tenant=tenant, amount="1000", unit="MB"), 3)])
-    project_hours([(tenant, T0)], ledger_store, usage_store, old_units, OLD)
+    project_hours([(tenant, T0)], ledger_store, usage_store, UnitsAt(old_units, OLD))
     # when: the rebuild's read of two events arrives last
     usage_store.replace_hour(tenant, T0, stale)
     # then: no pulse is dropped from usage (the units heal at the next rebuild or restart)
@@ -242,9 +241,7 @@ def test_derivations_under_two_catalog_files_are_never_stored_mixed(
     for first, then in [(before, after), (after, before)]:
         # when: processes on each derive the same events, in one order or the other
         for units in (first, then):
-            project_hours(
-                [(tenant, T0)], ledger_store, usage_store, units.billing_unit, units.version
-            )
+            project_hours([(tenant, T0)], ledger_store, usage_store, units)
         # then: one derivation, whole, and the same one whatever the order
         kept.append(stored_hour(usage_store, tenant))
     assert kept[0] == kept[1]

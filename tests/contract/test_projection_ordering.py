@@ -17,7 +17,7 @@ import pytest
 from ledger.model import LedgerEvent
 from ledger.ports import ConflictKey, ConflictRecord, LedgerStore, PulseKey, TenantConflictKey
 from ledger.scylla import ScyllaLedgerStore
-from projections.hourly import derive_hour
+from projections.hourly import UnitsAt, derive_hour
 from projections.ports import UsageStore
 from projections.rebuild import rebuild
 from projections.runner import project_hours
@@ -27,7 +27,8 @@ SAME_BACKEND = [
     ("sqlite", "sqlite"),
     pytest.param("cassandra", "cassandra", marks=pytest.mark.servers),
 ]
-BILLING_UNIT = catalog().billing_unit
+UNITS = catalog()
+BILLING_UNIT = UNITS.billing_unit
 
 
 class PausedAfterRead:
@@ -129,15 +130,15 @@ def test_a_rebuild_paused_after_its_read_does_not_undo_the_projector(
     # given: ten pulses of one tenant-hour, projected
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     ledger_store.append(gigabytes(tenant, range(10)))
-    project_hours([(tenant, T0)], ledger_store, usage_store, BILLING_UNIT)
+    project_hours([(tenant, T0)], ledger_store, usage_store, UNITS)
 
     def writer_then_projector() -> None:
         ledger_store.append(gigabytes(tenant, range(10, 11)))
-        project_hours([(tenant, T0)], ledger_store, usage_store, BILLING_UNIT)
+        project_hours([(tenant, T0)], ledger_store, usage_store, UNITS)
 
     paused = PausedAfterRead(ledger_store, tenant, (tenant, T0), writer_then_projector)
     # when: the rebuild read ten, then the writer appended the 11th and the projector wrote it
-    rebuild(paused, usage_store, BILLING_UNIT)
+    rebuild(paused, usage_store, UNITS)
     # then: usage, its detail and its day are the ledger's, not the rebuild's older snapshot
     assert usage_of(usage_store, tenant) == (Decimal(11), 11)
     assert detail_of(usage_store, tenant) == (Decimal(11), 11)
@@ -157,12 +158,12 @@ def test_a_projector_paused_after_its_read_does_not_undo_a_rebuild(
         rebuild(
             PausedAfterRead(ledger_store, tenant, ("", T0), lambda: None),
             usage_store,
-            BILLING_UNIT,
+            UNITS,
         )
 
     zombie = PausedAfterRead(ledger_store, tenant, (tenant, T0), writer_then_rebuild)
     # when: ... then four more were written and rebuilt, then the zombie wrote its hour
-    project_hours([(tenant, T0)], zombie, usage_store, BILLING_UNIT)
+    project_hours([(tenant, T0)], zombie, usage_store, UNITS)
     # then
     assert usage_of(usage_store, tenant) == (Decimal(5), 5)
     assert detail_of(usage_store, tenant) == (Decimal(5), 5)
@@ -181,9 +182,9 @@ def test_a_rederivation_from_as_many_events_replaces_the_hour_whole(
     usage = ScyllaUsageStore(cql_session, migrated_keyspace)
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     ledger.append([event(pulse("p-1", tenant=tenant, amount="1500", unit="MB"))])
-    project_hours([(tenant, T0)], ledger, usage, lambda _sku: None, catalog_version=1)
+    project_hours([(tenant, T0)], ledger, usage, UnitsAt(lambda _sku: None, 1))
     # when: re-derived with the next catalog, which bills the SKU in GB
-    project_hours([(tenant, T0)], ledger, usage, BILLING_UNIT, catalog_version=2)
+    project_hours([(tenant, T0)], ledger, usage, UnitsAt(BILLING_UNIT, 2))
     # then
     rows = usage.usage(tenant, T0, T0 + timedelta(hours=1))
     assert [(r.unit, r.quantity, r.unpriced_reason) for r in rows] == [("GB", Decimal("1.5"), "")]
@@ -206,9 +207,7 @@ def test_a_rebuild_fills_the_detail_of_hours_projected_before_it_existed(
     usage_store.replace_hour(tenant, T0, old)
     assert detail_of(usage_store, tenant) == (Decimal(0), 0)
     # when
-    rebuild(
-        PausedAfterRead(ledger_store, tenant, ("", T0), lambda: None), usage_store, BILLING_UNIT
-    )
+    rebuild(PausedAfterRead(ledger_store, tenant, ("", T0), lambda: None), usage_store, UNITS)
     # then
     rows = usage_store.usage_detail(tenant, T0, T0 + timedelta(hours=1))
     assert [(r.region, r.resource_id, r.quantity, r.pulse_count) for r in rows] == [
@@ -230,10 +229,10 @@ def test_projecting_hours_keeps_their_day_rolled_up(
             event(pulse("p-2", tenant=tenant, amount="2", at=later), offset=7, partition=2),
         ]
     )
-    project_hours([(tenant, T0), (tenant, later)], ledger_store, usage_store, BILLING_UNIT)
+    project_hours([(tenant, T0), (tenant, later)], ledger_store, usage_store, UNITS)
     ledger_store.append([event(pulse("p-3", tenant=tenant, amount="0.5"), offset=50, partition=0)])
     # when: only the hour of the late pulse is projected again
-    project_hours([(tenant, T0)], ledger_store, usage_store, BILLING_UNIT)
+    project_hours([(tenant, T0)], ledger_store, usage_store, UNITS)
     # then: the day covers both hours, with the greatest offset of each partition among
     # the hours' positions
     (day,) = usage_store.daily_usage(tenant, T0.date(), T0.date() + timedelta(days=1))
@@ -255,8 +254,6 @@ def test_a_rebuild_fills_the_days_of_hours_projected_before_they_existed(
     )
     assert day_of(usage_store, tenant) == (Decimal(0), 0)
     # when
-    rebuild(
-        PausedAfterRead(ledger_store, tenant, ("", T0), lambda: None), usage_store, BILLING_UNIT
-    )
+    rebuild(PausedAfterRead(ledger_store, tenant, ("", T0), lambda: None), usage_store, UNITS)
     # then
     assert day_of(usage_store, tenant) == (Decimal(3), 3)

@@ -307,7 +307,7 @@ def test_nothing_is_lost_or_counted_twice_through_kills_and_restarts(
         parts.ledger,
         parts.usage,
         invoicing,
-        parts.catalog.billing_unit,
+        parts.catalog,
     )
     for _ in range(2):
         again = replay.run(start, ends)

@@ -22,6 +22,7 @@ from catalog.billing import BillingApp
 from catalog.files import read_catalog
 from ledger.model import LedgerEvent, Position, Pulse
 from ledger.sqlite_store import SQLiteLedgerStore
+from projections.hourly import UnitsAt
 from projections.invoices import Invoicing
 from projections.runner import project_hours
 from projections.sqlite import SQLiteUsageStore
@@ -95,7 +96,7 @@ def world(
     for offset, tenant in enumerate(TENANTS):
         pulse = Pulse(f"p-{tenant}", tenant, "compute.vcpu", Decimal(100), "vCPU-hour", HOUR)
         ledger.append([LedgerEvent.of(pulse, Position(0, offset), HOUR + timedelta(minutes=1))])
-    project_hours([(t, HOUR) for t in TENANTS], ledger, usage, units.get)
+    project_hours([(t, HOUR) for t in TENANTS], ledger, usage, UnitsAt(units.get, 0))
     invoicing = Invoicing(billing, ledger, usage, lambda: {0: len(TENANTS)})
     for tenant in TENANTS:
         invoicing.finalize(tenant, "2026-10")

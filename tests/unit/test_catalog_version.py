@@ -83,7 +83,7 @@ def test_after_apply_and_rebuild_a_process_on_the_old_catalog_cannot_undo_it(
     stale = build(settings)
     try:
         stale.ledger.append([event(pulse("p-1", tenant="acme", sku=SKU, unit="GB-hour"))])
-        project_hours([("acme", T0)], stale.ledger, stale.usage, stale.catalog.billing_unit)
+        project_hours([("acme", T0)], stale.ledger, stale.usage, stale.catalog)
         env = {"PULSE_EMBEDDED__PATH": str(data), "PULSE_CATALOG_FILE": str(settings.catalog_file)}
         runner = CliRunner()
         # when: the operator applies the catalog that has it and rebuilds
@@ -96,8 +96,7 @@ def test_after_apply_and_rebuild_a_process_on_the_old_catalog_cannot_undo_it(
             [("acme", T0)],
             stale.ledger,
             stale.usage,
-            stale.catalog.billing_unit,
-            stale.catalog.version,
+            stale.catalog,
         )
         # then: the rebuild's rows, priced in the applied catalog's unit, stay
         after = stale.usage.usage("acme", T0, T0 + timedelta(hours=1))

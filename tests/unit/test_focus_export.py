@@ -16,6 +16,7 @@ from catalog.files import read_catalog
 from catalog.focus import COLUMNS, VALIDATOR_ALIASES, to_csv, with_validator_aliases
 from ledger.model import LedgerEvent, Position, Pulse
 from ledger.sqlite_store import SQLiteLedgerStore
+from projections.hourly import UnitsAt
 from projections.invoices import Invoicing
 from projections.runner import project_hours
 from projections.sqlite import SQLiteUsageStore
@@ -55,7 +56,7 @@ def setup(tmp_path: Path) -> tuple[TestClient, Invoicing, SQLiteLedgerStore, dic
             for n, (sku, amount, unit) in enumerate(USAGE)
         ]
     )
-    project_hours([("acme", HOUR)], ledger, usage, units.get)
+    project_hours([("acme", HOUR)], ledger, usage, UnitsAt(units.get, 0))
     committed = {0: len(USAGE)}
     invoicing = Invoicing(app, ledger, usage, lambda: committed)
     return TestClient(create_app(ledger, usage, invoicing, auth=None)), invoicing, ledger, committed

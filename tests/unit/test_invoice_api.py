@@ -14,6 +14,7 @@ from catalog.billing import BillingApp
 from catalog.files import read_catalog
 from ledger.model import LedgerEvent, Position, Pulse
 from ledger.sqlite_store import SQLiteLedgerStore
+from projections.hourly import UnitsAt
 from projections.invoices import Invoicing
 from projections.runner import project_hours
 from projections.sqlite import SQLiteUsageStore
@@ -34,7 +35,7 @@ def client(tmp_path: Path) -> tuple[TestClient, Invoicing]:
     units = {p.sku: p.billing_unit for p in products}
     pulse = Pulse("p1", "acme", "compute.vcpu", Decimal(100), "vCPU-hour", HOUR)
     ledger.append([LedgerEvent.of(pulse, Position(0, 7), HOUR + timedelta(minutes=1))])
-    project_hours([("acme", HOUR)], ledger, usage, units.get)
+    project_hours([("acme", HOUR)], ledger, usage, UnitsAt(units.get, 0))
     # The writer group has committed past offset 7 (the next offset to read is 8).
     invoicing = Invoicing(app, ledger, usage, lambda: {0: 8})
     return TestClient(create_app(ledger, usage, invoicing, auth=None)), invoicing

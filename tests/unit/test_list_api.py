@@ -21,6 +21,7 @@ from catalog.billing import BillingApp
 from catalog.files import read_catalog, read_contracts
 from ledger.model import LedgerEvent, Position, Pulse
 from ledger.ports import ConflictRecord, LedgerStore
+from projections.hourly import MeteringUnits, UnitsAt
 from projections.invoices import Invoicing
 from projections.ports import UsageStore
 from projections.runner import project_hours
@@ -62,7 +63,7 @@ def _pulse(tenant: str, pulse_id: str, sku: str, amount: str, at: datetime) -> P
 class Writer:
     """Appends to the ledger at increasing offsets and says how far it has committed."""
 
-    def __init__(self, ledger: LedgerStore, usage: UsageStore, units: Any) -> None:
+    def __init__(self, ledger: LedgerStore, usage: UsageStore, units: MeteringUnits) -> None:
         self.ledger, self.usage, self.units = ledger, usage, units
         self.next = 0
 
@@ -131,7 +132,7 @@ def world(
 """
         )
     )
-    units = {p.sku: p.billing_unit for p in products}.get
+    units = UnitsAt({p.sku: p.billing_unit for p in products}.get, 0)
     writer = Writer(ledger, usage, units)
     invoicing = Invoicing(billing, ledger, usage, writer.committed, clock=lambda: NOW)
     # October: 20 x 1 vCPU-hour and 10 x 2 GB of egress over three hours

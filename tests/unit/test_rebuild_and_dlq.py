@@ -29,7 +29,7 @@ def test_rebuild_puts_back_what_the_ledger_says_and_reports_each_difference(worl
     report = rebuild(
         world.ledger,
         world.usage,
-        catalog().billing_unit,
+        catalog(),
         start=OCT,
         end=OCT + timedelta(hours=1),
         tenant="acme",
@@ -46,7 +46,7 @@ def test_rebuild_puts_back_what_the_ledger_says_and_reports_each_difference(worl
 def test_a_rebuild_of_a_healthy_projection_reports_nothing(world: World) -> None:
     world.publish([egress("acme", f"p{i}", "1", hour=i) for i in range(5)])
     world.write_all()
-    report = rebuild(world.ledger, world.usage, catalog().billing_unit)
+    report = rebuild(world.ledger, world.usage, catalog())
     assert report.hours == 5 and report.buckets == []
 
 

@@ -55,7 +55,7 @@ class World:
         while writer.run_once().records:
             pass
         hours = {(t, h) for t in self.ledger.tenants() for h in self.ledger.hours(t)}
-        project_hours(hours, self.ledger, self.usage, catalog().billing_unit)
+        project_hours(hours, self.ledger, self.usage, catalog())
 
     def invoicing(self) -> Invoicing:
         committed = writer_commits(self.log, WRITER)
@@ -68,7 +68,7 @@ class World:
             self.ledger,
             self.usage,
             self.invoicing(),
-            catalog().billing_unit,
+            catalog(),
         )
 
     def everything(self) -> tuple[dict[int, int], dict[int, int]]:

@@ -92,7 +92,7 @@ def embedded(tmp_path: Path) -> Iterator[Embedded]:
         log.consumer(PROJECTOR),
         store,
         usage,
-        catalog().billing_unit,
+        catalog(),
         ProjectorSettings(writer_group=WRITER, batch_size=3, poll_timeout=0),
     )
     yield Embedded(log, store, usage, writer, projector)

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from ledger.model import LedgerEvent
 from ledger.ports import LedgerStore
-from projections.hourly import derive_hour
+from projections.hourly import UnitsAt, derive_hour
 from projections.ports import UsageStore
 from projections.runner import project_hours
 from query.app import create_app
@@ -87,7 +87,9 @@ def api(ledger_store: LedgerStore, usage_store: UsageStore) -> Iterator[Api]:
     tenant = f"t-{uuid.uuid4().hex[:10]}"
     events = ledger_events(tenant)
     ledger_store.append(events)
-    project_hours({(tenant, e.hour) for e in events}, ledger_store, usage_store, BILLING)
+    project_hours(
+        {(tenant, e.hour) for e in events}, ledger_store, usage_store, UnitsAt(BILLING, 0)
+    )
     app = create_app(ledger_store, usage_store, auth=None, billing_unit_of=BILLING)
     with TestClient(app) as http:
         yield Api(http, tenant)
