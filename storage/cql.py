@@ -196,12 +196,18 @@ def unlogged_batches(
     """
     metadata = session.cluster.metadata
     groups: dict[tuple[str, ...], list[Any]] = {}
-    for values in rows:
-        bound = statement.bind(values)
-        routing = bound.routing_key  # None when the partition key is a literal (one partition)
-        replicas = metadata.get_replicas(keyspace, routing) if routing is not None else ()
-        key = tuple(sorted(str(h.endpoint) for h in replicas))
-        groups.setdefault(key, []).append((bound, size_of(values)))
+    if shared_replicas(metadata, keyspace):
+        # Every partition has the same replicas (one node, or as many replicas as nodes):
+        # routing each row would cost more than binding it. A batch still goes to a replica:
+        # the driver routes it by its first row.
+        groups[()] = [(statement.bind(values), size_of(values)) for values in rows]
+    else:
+        for values in rows:
+            bound = statement.bind(values)
+            routing = bound.routing_key  # None when the partition key is a literal
+            replicas = metadata.get_replicas(keyspace, routing) if routing is not None else ()
+            key = tuple(sorted(str(h.endpoint) for h in replicas))
+            groups.setdefault(key, []).append((bound, size_of(values)))
     batches = []
     for members in groups.values():
         batch, size = BatchStatement(batch_type=BatchType.UNLOGGED), 0
@@ -214,6 +220,20 @@ def unlogged_batches(
         if len(batch):
             batches.append(batch)
     return batches
+
+
+def shared_replicas(metadata: Any, keyspace: str) -> bool:
+    """Whether every partition of `keyspace` has the same replicas, by the driver's token
+    map: one node, or as many replicas as nodes (replication factor 3 on 3 nodes). False
+    when the map is not known (then rows are routed one by one)."""
+    token_map = metadata.token_map
+    if token_map is None:
+        return False
+    token_map.rebuild_keyspace(keyspace, build_if_absent=True)
+    replicas = token_map.tokens_to_hosts_by_ks.get(keyspace)
+    if not replicas:
+        return False
+    return len({frozenset(hosts) for hosts in replicas.values()}) == 1
 
 
 def execute_all(session: Any, statements: Sequence[Any]) -> None:
