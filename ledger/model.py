@@ -11,6 +11,9 @@ from decimal import Decimal
 from kernel.decimals import plain
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The payload hash's JSON: compact, non-ASCII kept. One encoder for all pulses (json.dumps
+# with these arguments builds one per call); the text, and so every stored hash, is the same.
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def to_micros(moment: datetime) -> int:
@@ -45,7 +48,7 @@ class Pulse:
 
     def payload_hash(self) -> str:
         """SHA-256 of the canonical payload: equal for a retry, different for a conflict."""
-        canonical = json.dumps(
+        canonical = _CANONICAL.encode(
             [
                 self.tenant_id,
                 self.pulse_id,
@@ -57,9 +60,7 @@ class Pulse:
                 self.region,
                 self.source,
                 sorted(self.attributes),
-            ],
-            separators=(",", ":"),
-            ensure_ascii=False,
+            ]
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -117,6 +118,25 @@ def test_arbitrary_bytes_decode_or_raise_undecodable_record(data: bytes) -> None
     except codec.UndecodableRecord:
         return
     assert isinstance(outcome, Pulse)
+
+
+def test_payload_hash_is_the_stored_format() -> None:
+    """Hashes stored by earlier releases must still match: SHA-256 of the compact JSON list
+    of the fields (amount as plain text, time in microseconds, attributes sorted, non-ASCII
+    kept as is)."""
+    # given
+    p = pulse(
+        "é-1",
+        amount="0.50",
+        tenant="acme",
+        attributes=(("zone", "são-paulo"), ("az", "1")),
+    )
+    text = (
+        '["acme","é-1","network.egress","0.5","GB",'
+        f'{to_micros(p.occurred_at)},"","","",[["az","1"],["zone","são-paulo"]]]'
+    )
+    # when / then
+    assert p.payload_hash() == hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_payload_hash_ignores_trailing_zeros_and_attribute_order() -> None:
