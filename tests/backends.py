@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +70,21 @@ def keep_forever(bootstrap: str, topics: list[str]) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.incremental_alter_configs(resources, request_timeout=30).values():
         future.result()
+    # The controller acknowledges the change before the broker applies it; a loaded machine
+    # showed the broker's 7-day default for a moment after. Return once the broker has it.
+    deadline = time.monotonic() + 60
+    for topic in topics:
+        while _retention_ms(admin, topic) != "-1":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the broker did not apply retention.ms=-1 to {topic}")
+            time.sleep(0.1)
+
+
+def _retention_ms(admin: Any, topic: str) -> str:
+    from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
+
+    [future] = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
+    return str(future.result(timeout=30)["retention.ms"].value)
 
 
 @pytest.fixture(params=LOG_BACKENDS)
