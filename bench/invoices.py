@@ -4,13 +4,14 @@ Run: .venv/bin/python -m bench.invoices [--tenants 10000] [--processes 2] [--onl
 
 Usage rows are generated in memory per tenant, as the usage store would return them: one
 HourlyUsage per SKU per hour (20 x 720 = 14,400 rows a tenant) and one DailyUsage per SKU
-per day (20 x 30 = 600 rows, what `Invoicing.draft` reads now). The pricing engine drafts
-each tenant's invoice from each (`draft_invoice`, `draft_invoice_daily`) with a contract in
-force (discounts, allowance, commitment) and a mid-month price change; every tenant's two
-totals must agree and every 50th tenant's two documents must be byte-identical. Generation,
+per day (20 x 30 = 600 rows), and the same days as columns (`DayColumns`: 20 columns of 30,
+what `Invoicing.draft` reads now). The pricing engine drafts each tenant's invoice from each
+(`draft_invoice`, `draft_invoice_daily`, `draft_invoice_columns`) with a contract in force
+(discounts, allowance, commitment) and a mid-month price change; every tenant's totals must
+agree and every 50th tenant's documents must be byte-identical. Generation,
 drafting and the projector's roll-up of the hourly rows (`roll_up`) are timed apart; the
 wall time covers all of it, split over worker processes. Baseline: summing the hourly rows
-per SKU (no pricing). `--only daily` skips the hourly rows (the wall time of the new path).
+per SKU (no pricing). `--only daily` skips the hourly rows.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from multiprocessing import Pool
 from bench.common import header
 from catalog.files import read_catalog, read_contracts
 from catalog.invoice import canonical_json
-from catalog.pricing import draft_invoice, draft_invoice_daily
+from catalog.pricing import draft_invoice, draft_invoice_columns, draft_invoice_daily
 from catalog.terms import ContractTerms, ProductTerms
 from kernel.decimals import EXACT
 from ledger.model import Position
-from projections.daily import DailyUsage, roll_up
+from projections.daily import DailyUsage, DayColumn, DayColumns, roll_up
 from projections.hourly import HourlyUsage
 from pulse.bootstrap import SAMPLE_CATALOG
 
@@ -87,6 +88,23 @@ def days_of(tenant: str, catalog: dict[str, ProductTerms], seed: int) -> list[Da
     ]
 
 
+def columns_of(tenant: str, catalog: dict[str, ProductTerms], seed: int) -> DayColumns:
+    """The columns `UsageStore.day_columns` gives of the rows of `days_of`."""
+    quantity = Decimal(seed % 97 + 1) / 10 * 24
+    every_hour, positions = (1 << 24) - 1, ((seed % 6, seed),)
+    return DayColumns(
+        tenant,
+        tuple(
+            DayColumn(
+                sku, catalog[sku].billing_unit, "", list(DAYS), [quantity] * len(DAYS),
+                [every_hour] * len(DAYS),
+            )
+            for sku in sorted(catalog)
+        ),
+        positions,
+    )  # fmt: skip
+
+
 @dataclass
 class Times:
     """CPU seconds of one worker, per step."""
@@ -97,8 +115,11 @@ class Times:
     roll_up: float = 0.0
     generate_days: float = 0.0
     draft_days: float = 0.0
+    generate_columns: float = 0.0
+    draft_columns: float = 0.0
     total: Decimal = Decimal(0)
     same_documents: int = 0
+    same_columns: int = 0
 
 
 def work(job: tuple[int, int, bool]) -> Times:
@@ -115,6 +136,19 @@ def work(job: tuple[int, int, bool]) -> Times:
         t2 = time.perf_counter()
         t.generate_days, t.draft_days = t.generate_days + t1 - t0, t.draft_days + t2 - t1
         t.total += by_day.total
+        t0 = time.perf_counter()
+        columns = columns_of(tenant, catalog, n)
+        t1 = time.perf_counter()
+        by_columns = draft_invoice_columns(tenant, PERIOD, columns, catalog, terms)
+        t2 = time.perf_counter()
+        t.generate_columns += t1 - t0
+        t.draft_columns += t2 - t1
+        if by_columns.total != by_day.total:
+            raise AssertionError(f"{tenant}: columns total {by_columns.total} != {by_day.total}")
+        if n % SAME_DOCUMENT_EVERY == 0:
+            if canonical_json(by_columns) != canonical_json(by_day):
+                raise AssertionError(f"{tenant}: the columns' document differs from the rows'")
+            t.same_columns += 1
         if not hourly:
             continue
         t0 = time.perf_counter()
@@ -172,6 +206,11 @@ def main() -> None:
     print(
         f"daily:  CPU drafting {cpu('draft_days'):.1f} s ({cpu('draft_days') * per:.2f} ms per "
         f"tenant), generating rows {cpu('generate_days'):.1f} s"
+    )
+    print(
+        f"columns: CPU drafting {cpu('draft_columns'):.1f} s ({cpu('draft_columns') * per:.2f} ms "
+        f"per tenant), generating columns {cpu('generate_columns'):.1f} s; every tenant's total "
+        f"as the daily rows', {cpu('same_columns'):.0f} documents byte for byte identical"
     )
     if hourly:
         draft, baseline = cpu("draft"), cpu("baseline")

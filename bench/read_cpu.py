@@ -5,6 +5,11 @@ Run (after `bench.query` has loaded its keyspace): .venv/bin/python -m bench.rea
 For each read the API does, `--calls` calls for random tenants after 10 warm-up calls, in one
 thread: CPU ms (`time.process_time`, this process: the driver, our code) and wall ms per call.
 No HTTP and no concurrency: what one call costs the API process above the server's work.
+
+Then the draft's two ways of reading daily usage, call by call in turn (so a busy machine
+slows both alike): as columns (`UsageStore.day_columns` + `draft_invoice_columns`, what
+`Invoicing.draft` does) and as one object per row (`daily_usage` + `draft_invoice_daily`,
+before issue 13's columns), each with the tenant's terms read as the draft reads them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from datetime import UTC, datetime
 
 from bench.common import fresh_settings, servers
 from bench.query import KEYSPACE, tenant_of
+from catalog.pricing import draft_invoice_columns, draft_invoice_daily
 from projections.usage_report import summarize, usage_query
 from pulse.bootstrap import build, invoicing
 
@@ -32,6 +38,23 @@ def timed(name: str, call: Callable[[], object], calls: int) -> str:
     cpu_ms = (time.process_time() - cpu) / calls * 1000
     wall_ms = (time.perf_counter() - wall) / calls * 1000
     return f"| {name} | {cpu_ms:.2f} | {wall_ms:.2f} |"
+
+
+def in_turn(calls: int, **ways: Callable[[], object]) -> str:
+    """CPU and wall ms per call of each way, calling them in turn after 10 warm-up rounds."""
+    cpu = dict.fromkeys(ways, 0.0)
+    wall = dict.fromkeys(ways, 0.0)
+    for n in range(calls + 10):
+        for name, call in ways.items():
+            c, w = time.process_time(), time.perf_counter()
+            call()
+            if n >= 10:
+                cpu[name] += time.process_time() - c
+                wall[name] += time.perf_counter() - w
+    return "\n".join(
+        f"| {name} | {cpu[name] / calls * 1000:.2f} | {wall[name] / calls * 1000:.2f} |"
+        for name in ways
+    )
 
 
 def main() -> None:
@@ -64,6 +87,28 @@ def main() -> None:
         ),
     ):
         print(timed(name, call, args.calls), flush=True)
+
+    def draft(columns: bool) -> object:
+        t = tenant()
+        products, found = parts.billing.terms_of(t)
+        contract = None if found is None else found[0]
+        start, end = START.date(), END.date()
+        if columns:
+            days = parts.usage.day_columns(t, start, end)
+            return draft_invoice_columns(t, "2026-11", days, products, contract)
+        rows = parts.usage.daily_usage(t, start, end)
+        return draft_invoice_daily(t, "2026-11", rows, products, contract)
+
+    print(
+        in_turn(
+            args.calls,
+            **{
+                "priced draft, day rows read as columns": lambda: draft(True),
+                "priced draft, day rows read as objects (before)": lambda: draft(False),
+            },
+        ),
+        flush=True,
+    )
     parts.close()
 
 

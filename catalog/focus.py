@@ -45,7 +45,8 @@ from catalog.invoice import (
     TierCharge,
     UnpricedUsage,
 )
-from catalog.pricing import period_bounds, round_line
+from catalog.lines import round_line
+from catalog.pricing import period_bounds
 from catalog.terms import PlanKind
 from kernel.decimals import plain
 

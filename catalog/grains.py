@@ -1,17 +1,23 @@
 """The two kinds of usage rows the pricing engine prices (catalog.pricing): hourly rows and
 daily roll-ups. Per kind: where a row starts (its segment), which hour buckets rows cover (a
-line's lineage), the input checks, and the ledger positions an invoice covers."""
+line's lineage), the input checks, and the ledger positions an invoice covers. And how the
+engine slices one SKU's usage into segments (`Slices`), whatever holds it: rows here, daily
+columns in `catalog.day_columns`."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from functools import lru_cache
+from itertools import chain
 from operator import attrgetter
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from catalog.metered import MeteredDay, MeteredQuantity, MeteredUsage
+from kernel.decimals import exact_sum
 
 Row = TypeVar("Row", bound=MeteredQuantity)
 
@@ -30,10 +36,15 @@ def _hours_of_hourly(rows: Sequence[MeteredUsage]) -> tuple[datetime, ...]:
 
 
 def _hours_of_days(rows: Sequence[MeteredDay]) -> tuple[datetime, ...]:
+    return hours_of_days((row.day, row.hour_mask) for row in rows)
+
+
+def hours_of_days(masks_of_days: Iterable[tuple[date, int]]) -> tuple[datetime, ...]:
+    """The hours, ascending, of (day, hour mask) pairs; a day given twice has both masks'."""
     masks: dict[date, int] = {}
-    for row in rows:
-        masks[row.day] = masks.get(row.day, 0) | row.hour_mask
-    return tuple(hour for day in sorted(masks) for hour in _hours_in(day, masks[day]))
+    for day, mask in masks_of_days:
+        masks[day] = masks.get(day, 0) | mask
+    return tuple(chain.from_iterable(_hours_in(day, masks[day]) for day in sorted(masks)))
 
 
 @lru_cache(maxsize=1 << 16)
@@ -51,6 +62,41 @@ def _day_start(day: date) -> datetime:
 
 HOURLY: Grain[MeteredUsage] = Grain(attrgetter("hour"), _hours_of_hourly)
 DAILY: Grain[MeteredDay] = Grain(lambda row: _day_start(row.day), _hours_of_days)
+
+
+class Slices(Protocol):
+    """The priced usage of one SKU in a period, ordered by start, so that the usage of a
+    segment is one slice of it: rows [i, j)."""
+
+    def bounds(self, start: datetime, end: datetime) -> tuple[int, int]:
+        """(i, j): rows i to j - 1 are those that start in [start, end) (two midnights)."""
+        ...
+
+    def quantity(self, i: int, j: int) -> Decimal:
+        """The exact sum of the quantities of rows [i, j)."""
+        ...
+
+    def hours(self, i: int, j: int) -> tuple[datetime, ...]:
+        """The hour buckets, ascending, that rows [i, j) cover (the line's lineage)."""
+        ...
+
+
+class RowSlices(Generic[Row]):
+    """`Slices` of a SKU's rows of one grain."""
+
+    def __init__(self, rows: Iterable[Row], grain: Grain[Row]) -> None:
+        self._rows = sorted(rows, key=grain.start)
+        self._starts = [grain.start(row) for row in self._rows]  # ascending
+        self._grain = grain
+
+    def bounds(self, start: datetime, end: datetime) -> tuple[int, int]:
+        return bisect_left(self._starts, start), bisect_left(self._starts, end)
+
+    def quantity(self, i: int, j: int) -> Decimal:
+        return exact_sum(row.quantity for row in self._rows[i:j])
+
+    def hours(self, i: int, j: int) -> tuple[datetime, ...]:
+        return self._grain.hours(self._rows[i:j])
 
 
 def check_rows(

@@ -2,12 +2,13 @@
 input types).
 
 Structural types, so the engine depends on no producer of usage: projections.hourly's rows
-satisfy `MeteredUsage` as they are, projections.daily's roll-ups satisfy `MeteredDay`, and so
-would a test's own rows.
+satisfy `MeteredUsage` as they are, projections.daily's roll-ups satisfy `MeteredDay` (and
+its columnar read `DayColumns` satisfies `MeteredDays`), and so would a test's own rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
@@ -71,6 +72,44 @@ class MeteredDay(MeteredQuantity, Protocol):
 
     @property
     def hour_mask(self) -> int: ...
+
+    @property
+    def positions(self) -> tuple[tuple[int, int], ...]: ...
+
+
+class MeteredDayColumn(Protocol):
+    """The daily rows (`MeteredDay`) of one SKU, unit and unpriced reason, as parallel
+    columns: row i is (`days[i]`, `quantities[i]`, `hour_masks[i]`)."""
+
+    @property
+    def product_sku(self) -> str: ...
+
+    @property
+    def unit(self) -> str: ...
+
+    @property
+    def unpriced_reason(self) -> str: ...
+
+    @property
+    def days(self) -> Sequence[date]: ...
+
+    @property
+    def quantities(self) -> Sequence[Decimal]: ...
+
+    @property
+    def hour_masks(self) -> Sequence[int]: ...
+
+
+class MeteredDays(Protocol):
+    """A tenant's daily rows read as columns, one `MeteredDayColumn` per (SKU, unit, unpriced
+    reason): what a day row holds apart from its `positions`, which only the draft's pins
+    use, so they come folded: (partition, greatest offset) over every row, ascending."""
+
+    @property
+    def tenant_id(self) -> str: ...
+
+    @property
+    def columns(self) -> Sequence[MeteredDayColumn]: ...
 
     @property
     def positions(self) -> tuple[tuple[int, int], ...]: ...

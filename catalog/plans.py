@@ -1,7 +1,7 @@
 """Rule 5 of the pricing rules (DESIGN.md): one price plan applied to one billable quantity.
 
 Exact arithmetic only: every operation runs in a wide context that raises instead of
-rounding; the single rounding of an invoice line happens in catalog.pricing.round_line.
+rounding; the single rounding of an invoice line happens in catalog.lines.round_line.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ here, once.
 
 Rounding. Every amount is computed exactly, in an 80-digit context that raises
 `decimal.Inexact` rather than round. Each invoice line is then rounded once, half-even, to
-the currency's minor unit (`MINOR_UNITS`, 2 for a currency not listed) by `round_line`.
+the currency's minor unit (`MINOR_UNITS`, 2 for a currency not listed) by
+`catalog.lines.round_line`.
 Nothing else rounds: tier amounts, subtotals and discount amounts keep full precision;
 minimum-charge and commitment adjustments are lines and follow the same rule; the total is
 the exact sum of the rounded lines.
@@ -17,7 +18,8 @@ date D takes effect at D 00:00 UTC). A segment holds the usage rows whose hour l
 (graduated tiers restart at 0 in each segment). Since every cut is a midnight, a day never
 straddles two segments: `draft_invoice_daily` prices daily rows (`MeteredDay`) to the same
 document, taking each line's hours from the rows' hour masks and the draft's positions from
-their per-partition offsets. As rule 3 says, every contract version cuts
+their per-partition offsets; `draft_invoice_columns` prices the same rows read as columns
+(`MeteredDays`), again to the same document. As rule 3 says, every contract version cuts
 every SKU, also one whose terms it leaves unchanged.
 
 Free allowance. One monthly budget per SKU, consumed in event-time order (segment by
@@ -45,52 +47,40 @@ The invoice document (lines, canonical JSON, hash, corrections) lives in `catalo
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 from itertools import pairwise
 
+from catalog.day_columns import DaySlices, check_columns
 from catalog.grains import (
     DAILY,
     HOURLY,
     Grain,
     Row,
+    RowSlices,
+    Slices,
     check_days,
     check_rows,
     day_ledger_positions,
     ledger_positions,
     midnight,
 )
-from catalog.in_force import check_ascending, in_force, plan_in_force, terms_in_force
-from catalog.invoice import (
-    InvoiceDraft,
-    InvoiceLine,
-    LineKind,
-    PlanSource,
-    UnpricedUsage,
-    line_order,
-)
-from catalog.metered import MeteredDay, MeteredQuantity, MeteredUsage
-from catalog.plans import PlanError, charge, check_plan
+from catalog.in_force import check_ascending, in_force, terms_in_force
+from catalog.invoice import InvoiceDraft, InvoiceLine, UnpricedUsage, line_order
+from catalog.lines import commitment_line, minimum_line, round_line
+from catalog.metered import MeteredDay, MeteredDays, MeteredUsage
+from catalog.plans import PlanError, charge
 from catalog.terms import (
-    MINOR_UNITS,
     ContractTerms,
     ContractVersion,
-    PlanKind,
     ProductTerms,
 )
-from kernel.decimals import EXACT, STRICT, ZERO, exact_sum
+from kernel.decimals import STRICT, ZERO, exact_sum
 
 # [0-9], not \d: \d also matches other scripts' digits (fullwidth, Arabic-Indic...), and a
 # month must have one spelling, since the invoice id is derived from it.
 _PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
-
-
-def round_line(amount: Decimal, currency: str) -> Decimal:
-    """An invoice line's amount: half-even to the currency's minor unit (the one rounding)."""
-    minor = MINOR_UNITS.get(currency, 2)
-    return amount.quantize(Decimal(1).scaleb(-minor), rounding=ROUND_HALF_EVEN, context=EXACT)
 
 
 def period_bounds(period: str) -> tuple[datetime, datetime]:
@@ -102,11 +92,6 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
     return start, end
-
-
-# ---------------------------------------------------------------------------------------
-# Terms in force: versions, plans (rule 5), discounts (rule 6), allowances (rule 4).
-# ---------------------------------------------------------------------------------------
 
 
 # ---------------------------------------------------------------------------------------
@@ -142,7 +127,7 @@ def draft_invoice(
     start, end = period_bounds(period)
     versions = _versions(tenant_id, contract)
     check_rows(tenant_id, period, start, end, usage)
-    return _draft(
+    return _draft_rows(
         tenant_id, period, start, end, usage, HOURLY, ledger_positions(usage), products, versions
     )
 
@@ -164,9 +149,42 @@ def draft_invoice_daily(
     start, end = period_bounds(period)
     versions = _versions(tenant_id, contract)
     check_days(tenant_id, period, start, end, days)
-    return _draft(
+    return _draft_rows(
         tenant_id, period, start, end, days, DAILY, day_ledger_positions(days), products, versions
     )
+
+
+def draft_invoice_columns(
+    tenant_id: str,
+    period: str,
+    usage: MeteredDays,
+    products: Mapping[str, ProductTerms],
+    contract: ContractTerms | None,
+) -> InvoiceDraft:
+    """The same draft as `draft_invoice_daily` gives for the day rows that `usage` holds as
+    columns (one per SKU, unit and unpriced reason), without an object per row.
+
+    Raises ValueError as `draft_invoice_daily` does (`catalog.day_columns.check_columns`),
+    and for columns of different lengths or a (SKU, unit, reason) given twice.
+    """
+    start, end = period_bounds(period)
+    versions = _versions(tenant_id, contract)
+    check_columns(tenant_id, period, start, end, usage)
+    columns = [column for column in usage.columns if column.days]
+    currency = _currency({column.product_sku for column in columns}, products)
+    unpriced = _Unpriced()
+    by_sku: dict[str, Slices] = {}
+    for column in columns:
+        sku, unit = column.product_sku, column.unit
+        reason = _unpriced_reason(sku, unit, column.unpriced_reason, products)
+        if reason:
+            unpriced.add(sku, unit, exact_sum(column.quantities), reason)
+        else:  # (sku, its billing unit, no reason): one column a SKU
+            by_sku[sku] = DaySlices(column)
+    return _draft(
+        tenant_id, period, start, end, currency, unpriced, by_sku, usage.positions, products,
+        versions,
+    )  # fmt: skip
 
 
 def _versions(tenant_id: str, contract: ContractTerms | None) -> tuple[ContractVersion, ...]:
@@ -178,7 +196,19 @@ def _versions(tenant_id: str, contract: ContractTerms | None) -> tuple[ContractV
     return contract.versions
 
 
-def _draft(
+def _unpriced_reason(sku: str, unit: str, reason: str, products: Mapping[str, ProductTerms]) -> str:
+    """Why usage of `sku` in `unit` cannot be priced ("" when it can)."""
+    if reason:
+        return reason
+    product = products.get(sku)
+    if product is None:
+        return f"SKU {sku} is not in the catalog"
+    if unit != product.billing_unit:
+        return f"unit {unit} is not the billing unit {product.billing_unit} of the SKU"
+    return ""
+
+
+def _draft_rows(
     tenant_id: str,
     period: str,
     start: datetime,
@@ -189,31 +219,43 @@ def _draft(
     products: Mapping[str, ProductTerms],
     versions: tuple[ContractVersion, ...],
 ) -> InvoiceDraft:
-    currency = _currency(usage, products)
+    currency = _currency({row.product_sku for row in usage}, products)
     unpriced = _Unpriced()
-    by_sku: dict[str, list[Row]] = {}
-    for row in usage:
+    rows_of: dict[str, list[Row]] = {}
+    for row in usage:  # hot: the reason is worked out only for usage that is not priced
         product = products.get(row.product_sku)
-        if row.unpriced_reason:
-            unpriced.add(row.product_sku, row.unit, row.quantity, row.unpriced_reason)
-        elif product is None:
-            reason = f"SKU {row.product_sku} is not in the catalog"
-            unpriced.add(row.product_sku, row.unit, row.quantity, reason)
-        elif row.unit != product.billing_unit:
-            reason = f"unit {row.unit} is not the billing unit {product.billing_unit} of the SKU"
+        if row.unpriced_reason or product is None or row.unit != product.billing_unit:
+            reason = _unpriced_reason(row.product_sku, row.unit, row.unpriced_reason, products)
             unpriced.add(row.product_sku, row.unit, row.quantity, reason)
         else:
-            by_sku.setdefault(row.product_sku, []).append(row)
+            rows_of.setdefault(row.product_sku, []).append(row)
+    by_sku: dict[str, Slices] = {sku: RowSlices(rows, grain) for sku, rows in rows_of.items()}
+    return _draft(
+        tenant_id, period, start, end, currency, unpriced, by_sku, positions, products, versions
+    )
+
+
+def _draft(
+    tenant_id: str,
+    period: str,
+    start: datetime,
+    end: datetime,
+    currency: str,
+    unpriced: _Unpriced,
+    by_sku: Mapping[str, Slices],
+    positions: tuple[tuple[int, int], ...],
+    products: Mapping[str, ProductTerms],
+    versions: tuple[ContractVersion, ...],
+) -> InvoiceDraft:
+    """The draft from each priced SKU's usage (`by_sku`) and what is already `unpriced`."""
     lines: list[InvoiceLine] = []
     for sku in sorted(by_sku):
         product = products[sku]
         check_ascending(product.plans, f"catalog plans of {sku}")
-        usage_lines = _usage_lines(
-            product, by_sku[sku], grain, start, end, versions, currency, unpriced
-        )
+        usage_lines = _usage_lines(product, by_sku[sku], start, end, versions, currency, unpriced)
         lines += usage_lines
-        lines += _minimum_line(product, usage_lines, start, end, versions, currency)
-    lines += _commitment_line(lines, start, end, versions, currency)
+        lines += minimum_line(product, usage_lines, start, end, versions, currency)
+    lines += commitment_line(lines, start, end, versions, currency)
     lines.sort(key=lambda line: line_order(line.key))
     return InvoiceDraft(
         tenant_id=tenant_id,
@@ -228,8 +270,7 @@ def _draft(
 
 def _usage_lines(
     product: ProductTerms,
-    rows: list[Row],
-    grain: Grain[Row],
+    usage: Slices,
     start: datetime,
     end: datetime,
     versions: Sequence[ContractVersion],
@@ -239,15 +280,13 @@ def _usage_lines(
     dates = {v.effective_from for v in product.plans} | {v.effective_from for v in versions}
     inside = {midnight(d) for d in dates if start < midnight(d) < end}
     cuts = sorted({start, end} | inside)
-    rows = sorted(rows, key=grain.start)
-    starts = [grain.start(row) for row in rows]  # ascending: a segment is a slice
     allowance_used = ZERO  # of the month's one budget, across segments in event-time order
     lines: list[InvoiceLine] = []
     for seg_start, seg_end in pairwise(cuts):
-        segment = rows[bisect_left(starts, seg_start) : bisect_left(starts, seg_end)]
-        if not segment:
+        i, j = usage.bounds(seg_start, seg_end)
+        if i == j:
             continue
-        quantity = exact_sum(row.quantity for row in segment)
+        quantity = usage.quantity(i, j)
         day = seg_start.date()
         try:
             terms = terms_in_force(product, in_force(versions, day), day)
@@ -280,88 +319,15 @@ def _usage_lines(
                 discount_amount=discount,
                 amount=round_line(STRICT.subtract(subtotal, discount), currency),
                 kind="usage",
-                hours=grain.hours(segment),
+                hours=usage.hours(i, j),
             )
         )
     return lines
 
 
-def _minimum_line(
-    product: ProductTerms,
-    usage_lines: Sequence[InvoiceLine],
-    start: datetime,
-    end: datetime,
-    versions: Sequence[ContractVersion],
-    currency: str,
-) -> list[InvoiceLine]:
-    last_day = (end - timedelta(days=1)).date()
-    try:
-        plan, source = plan_in_force(product, in_force(versions, last_day), last_day)
-        check_plan(plan)
-    except PlanError:
-        return []  # no usable plan at the end: no minimum (that usage is listed unpriced)
-    if exact_sum(line.quantity for line in usage_lines) <= 0:
-        return []
-    shortfall = STRICT.subtract(plan.minimum_charge, exact_sum(line.amount for line in usage_lines))
-    amount = round_line(shortfall, currency)
-    if amount <= 0:
-        return []
-    return [_adjustment(product, start, end, plan.kind, source, shortfall, amount, "minimum")]
-
-
-def _commitment_line(
-    lines: Sequence[InvoiceLine],
-    start: datetime,
-    end: datetime,
-    versions: Sequence[ContractVersion],
-    currency: str,
-) -> list[InvoiceLine]:
-    version = in_force(versions, (end - timedelta(days=1)).date())
-    if version is None or not version.commitment.is_finite():
-        return []
-    shortfall = STRICT.subtract(version.commitment, exact_sum(line.amount for line in lines))
-    amount = round_line(shortfall, currency)
-    if amount <= 0:
-        return []
-    return [_adjustment(None, start, end, None, "contract", shortfall, amount, "commitment")]
-
-
-def _adjustment(
-    product: ProductTerms | None,
-    start: datetime,
-    end: datetime,
-    plan_kind: PlanKind | None,
-    source: PlanSource,
-    shortfall: Decimal,
-    amount: Decimal,
-    kind: LineKind,
-) -> InvoiceLine:
-    """A minimum (of `product`) or commitment (no product) line for the whole period."""
-    return InvoiceLine(
-        sku=product.sku if product else "",
-        name=product.name if product else "committed monthly spend",
-        category=product.category if product else "",
-        segment_start=start,
-        segment_end=end,
-        quantity=ZERO,
-        unit=product.billing_unit if product else "",
-        allowance_used=ZERO,
-        billable=ZERO,
-        plan_kind=plan_kind,
-        plan_source=source,
-        tiers=(),
-        subtotal=shortfall,
-        discount_percent=ZERO,
-        discount_amount=ZERO,
-        amount=amount,
-        kind=kind,
-        hours=(),
-    )
-
-
-def _currency(usage: Sequence[MeteredQuantity], products: Mapping[str, ProductTerms]) -> str:
+def _currency(skus: Iterable[str], products: Mapping[str, ProductTerms]) -> str:
     """The catalog's one currency: of the products used, else of the whole catalog."""
-    used = {products[r.product_sku].currency for r in usage if r.product_sku in products}
+    used = {products[sku].currency for sku in skus if sku in products}
     currencies = used or {p.currency for p in products.values()}
     if len(currencies) > 1:
         raise ValueError(f"one invoice, one currency: the catalog mixes {sorted(currencies)}")

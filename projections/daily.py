@@ -3,13 +3,14 @@
 Segments are cut at midnights only, so a day is the finest grain pricing needs; a daily row
 keeps what the invoice document shows of its hours (which hours had usage, the greatest
 ledger offset per partition), so `catalog.pricing.draft_invoice_daily` of the roll-up gives
-the very document `draft_invoice` gives of the hourly rows.
+the very document `draft_invoice` gives of the hourly rows. Drafts read them as columns
+(`DayColumns`, priced by `catalog.pricing.draft_invoice_columns`): no object per row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
@@ -49,6 +50,52 @@ class DailyUsage:
         """The hour buckets with usage, ascending."""
         midnight = day_start(self.day)
         return tuple(midnight.replace(hour=h) for h in range(24) if self.hour_mask >> h & 1)
+
+
+@dataclass(frozen=True, slots=True)
+class DayColumn:
+    """The daily rows of one (SKU, unit, unpriced reason) of a tenant, as parallel lists:
+    row i is (`days[i]`, `quantities[i]`, `hour_masks[i]`), as in `DailyUsage`."""
+
+    product_sku: str
+    unit: str
+    unpriced_reason: str
+    days: list[date] = field(default_factory=list)
+    quantities: list[Decimal] = field(default_factory=list)
+    hour_masks: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DayColumns:
+    """A tenant's daily rows as columns (`catalog.metered.MeteredDays`): one `DayColumn` per
+    (SKU, unit, unpriced reason) in the order first read, and the rows' positions folded to
+    (partition, greatest offset), ascending by partition. Pulse counts and catalog versions,
+    which only decide which roll-up is kept, are not read."""
+
+    tenant_id: str
+    columns: tuple[DayColumn, ...]
+    positions: tuple[tuple[int, int], ...]
+
+
+DayRow = tuple[date, str, str, str, Decimal, int, Iterable[tuple[int, int]]]
+"""(day, SKU, unit, unpriced reason, quantity, hour mask, (partition, offset) pairs)."""
+
+
+def day_columns(tenant_id: str, rows: Iterable[DayRow]) -> DayColumns:
+    """The columns of a tenant's daily rows, each column in the order of `rows`."""
+    columns: dict[tuple[str, str, str], DayColumn] = {}
+    highest: dict[int, int] = {}
+    for day, sku, unit, reason, quantity, mask, positions in rows:
+        column = columns.get((sku, unit, reason))
+        if column is None:
+            column = columns[(sku, unit, reason)] = DayColumn(sku, unit, reason)
+        column.days.append(day)
+        column.quantities.append(quantity)
+        column.hour_masks.append(mask)
+        for partition, offset in positions:
+            if partition not in highest or offset > highest[partition]:
+                highest[partition] = offset
+    return DayColumns(tenant_id, tuple(columns.values()), tuple(sorted(highest.items())))
 
 
 def day_start(day: date) -> datetime:

@@ -18,7 +18,7 @@ from catalog.invoice import (
     correction_note,
     invoice_hash,
 )
-from catalog.pricing import draft_invoice, draft_invoice_daily
+from catalog.pricing import draft_invoice, draft_invoice_columns
 from catalog.terms import ContractTerms, ProductTerms
 from kernel.errors import Conflict, Invalid, NotFound, Unavailable
 from ledger.model import LedgerEvent
@@ -141,14 +141,14 @@ class Invoicing(InvoiceListing):
         """The live draft from the daily-usage projection and the terms in force now.
 
         Daily rows price to the same document as the hourly rows they roll up (a 24th of the
-        rows to read); finalize, verify and corrections derive from the ledger below their
-        pins instead, and `draft_with` and `explain` keep the hourly rows they replace or
-        show."""
+        rows to read, read as columns: no object per row); finalize, verify and corrections
+        derive from the ledger below their pins instead, and `draft_with` and `explain` keep
+        the hourly rows they replace or show."""
         start, end = period_bounds(period)
         products, found = self._app.terms_of(tenant_id)
         contract = None if found is None else found[0]
-        days = self._usage.daily_usage(tenant_id, start.date(), end.date())
-        return draft_invoice_daily(tenant_id, period, days, products, contract)
+        days = self._usage.day_columns(tenant_id, start.date(), end.date())
+        return draft_invoice_columns(tenant_id, period, days, products, contract)
 
     def draft_with(
         self, tenant_id: str, period: str, hours: Mapping[datetime, Sequence[HourlyUsage]]

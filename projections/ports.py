@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Protocol
 
-from projections.daily import DailyUsage
+from projections.daily import DailyUsage, DayColumns
 from projections.hourly import HourlyUsage, UsageDetail
 
 
@@ -55,6 +55,12 @@ class UsageStore(Protocol):
     def daily_usage(self, tenant_id: str, start: date, end: date) -> list[DailyUsage]:
         """Daily rows of the tenant with start <= day < end, ordered by day, SKU, unit,
         unpriced reason."""
+        ...
+
+    def day_columns(self, tenant_id: str, start: date, end: date) -> DayColumns:
+        """The rows `daily_usage` gives, as columns per (SKU, unit, unpriced reason), each
+        ordered by day, with their positions folded (`projections.daily.DayColumns`): what
+        invoice drafts price, read without an object per row."""
         ...
 
     def close(self) -> None: ...

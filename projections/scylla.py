@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from cassandra.cluster import Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Session
 from cassandra.concurrent import execute_concurrent_with_args
-from cassandra.query import BatchStatement, BatchType
+from cassandra.query import BatchStatement, BatchType, tuple_factory
 
 from ledger.model import Position, from_micros, to_micros
-from projections.daily import DailyUsage, day_start, day_version
+from projections.daily import DailyUsage, DayColumns, day_columns, day_start, day_version
 from projections.hourly import HourlyUsage, UsageDetail, hour_version
 from storage.cql import translated
 
@@ -134,6 +134,16 @@ class ScyllaUsageStore:
                 f"pulse_count, hour_mask, positions, WRITETIME(quantity) AS stamp "
                 f"FROM {ks}.daily_usage WHERE tenant_id=? AND month=? AND day >= ? AND day < ?"
             )
+            self._select_day_columns = session.prepare(
+                f"SELECT day, product_sku, unit, unpriced_reason, quantity, hour_mask, positions "
+                f"FROM {ks}.daily_usage WHERE tenant_id=? AND month=? AND day >= ? AND day < ?"
+            )
+        # Plain tuples for the columnar read only: the session's default row factory (named
+        # tuples: a class built per result, an object per row) stays as it is for every
+        # other reader of the shared session. A clone shares the default's policies.
+        self._tuples = session.execution_profile_clone_update(
+            EXEC_PROFILE_DEFAULT, row_factory=tuple_factory
+        )
 
     def replace_hour(
         self,
@@ -277,6 +287,32 @@ class ScyllaUsageStore:
                 rows = self._session.execute(self._select_days, (tenant_id, month, start, end))
                 out += [_day(row) for row in rows]
         return out
+
+    def day_columns(self, tenant_id: str, start: date, end: date) -> DayColumns:
+        rows: list[tuple[Any, ...]] = []
+        with translated(f"reading daily usage of {tenant_id}"):
+            for month in months_between(day_start(start), day_start(end)):
+                rows += self._session.execute(
+                    self._select_day_columns,
+                    (tenant_id, month, start, end),
+                    execution_profile=self._tuples,
+                )
+        dates: dict[Any, date] = {}  # cassandra.util.Date -> date, once per distinct day
+        return day_columns(
+            tenant_id,
+            (
+                (
+                    dates.get(day) or dates.setdefault(day, day.date()),
+                    sku,
+                    unit,
+                    reason,
+                    quantity,  # the driver decodes a CQL decimal to a Decimal already
+                    mask,
+                    positions.items() if positions else (),
+                )
+                for day, sku, unit, reason, quantity, mask, positions in rows
+            ),
+        )
 
     def close(self) -> None:
         pass  # the session belongs to the process's CqlConnection (storage.cql), closed once

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from ledger.model import Position, from_micros, to_micros
-from projections.daily import DailyUsage, day_version
+from projections.daily import DailyUsage, DayColumns, day_columns, day_version
 from projections.hourly import HourlyUsage, UsageDetail, hour_version
 from storage.sqlite import SQLiteDb
 
@@ -243,6 +243,29 @@ class SQLiteUsageStore:
             )
             for t, d, s, u, reason, q, c, m, ps, v in rows
         ]
+
+    def day_columns(self, tenant_id: str, start: date, end: date) -> DayColumns:
+        rows = self._db.query(
+            "SELECT day, product_sku, unit, unpriced_reason, quantity, hour_mask, positions "
+            "FROM daily_usage WHERE tenant_id = ? AND day >= ? AND day < ? "
+            "ORDER BY day, product_sku, unit, unpriced_reason",
+            [tenant_id, start.isoformat(), end.isoformat()],
+        )
+        return day_columns(
+            tenant_id,
+            (
+                (
+                    date.fromisoformat(str(d)),
+                    str(s),
+                    str(u),
+                    str(reason),
+                    Decimal(str(q)),
+                    int(str(m)),
+                    [(int(p), int(o)) for p, o in json.loads(str(ps))],
+                )
+                for d, s, u, reason, q, m, ps in rows
+            ),
+        )
 
     def close(self) -> None:
         self._db.close()

@@ -18,7 +18,7 @@ import pytest
 
 from catalog.products import ProductCatalog
 from ledger.ports import LedgerStore
-from projections.daily import DailyUsage, roll_up
+from projections.daily import DailyUsage, DayColumns, roll_up
 from projections.hourly import HourlyUsage, UnitsAt, UsageDetail, derive_hour
 from projections.ports import UsageStore
 from projections.rebuild import rebuild
@@ -80,6 +80,9 @@ class PausedBeforeDayWrite:
 
     def daily_usage(self, tenant_id: str, start: date, end: date) -> list[DailyUsage]:
         return self._inner.daily_usage(tenant_id, start, end)
+
+    def day_columns(self, tenant_id: str, start: date, end: date) -> DayColumns:
+        return self._inner.day_columns(tenant_id, start, end)
 
     def close(self) -> None:
         pass

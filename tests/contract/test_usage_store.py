@@ -298,3 +298,51 @@ def test_day_ranges_are_half_open_span_months_and_see_one_tenant(
     # then
     assert [r.day for r in october] == days[:2]
     assert [(r.tenant_id, r.day) for r in across] == [(t, DAY), (t, days[2])]
+
+
+def test_day_columns_hold_the_daily_rows_per_sku_unit_and_reason(usage_store: UsageStore) -> None:
+    # given: two days of "a" (Oct 31 and Nov 1, across a month partition), an unpriced "a" in
+    # another unit under two reasons, and positions on three partitions
+    t = tenant()
+    nov_1 = DAY + timedelta(days=1)
+    usage_store.replace_day(
+        t,
+        DAY,
+        [
+            day_row(t, DAY, "a", "1.000000000000000001", mask=(1 << 24) - 1),
+            day_row(t, DAY, "a", "2", unit="furlong", reason="no such unit", positions=((7, 0),)),
+            day_row(t, DAY, "a", "3", unit="furlong", reason="zzz", mask=0b10),
+        ],
+    )
+    usage_store.replace_day(t, nov_1, [day_row(t, nov_1, "a", "4.50", positions=((0, 9),))])
+    # when
+    read = usage_store.day_columns(t, DAY, nov_1 + timedelta(days=1))
+    # then: a column per (SKU, unit, reason), days ascending; positions folded per partition
+    assert read.tenant_id == t
+    assert [
+        (c.product_sku, c.unit, c.unpriced_reason, c.days, c.quantities, c.hour_masks)
+        for c in sorted(read.columns, key=lambda c: (c.product_sku, c.unit, c.unpriced_reason))
+    ] == [
+        ("a", "GB", "", [DAY, nov_1], [Decimal("1.000000000000000001"), Decimal("4.50")],
+         [(1 << 24) - 1, 1 << 23 | 1]),
+        ("a", "furlong", "no such unit", [DAY], [Decimal(2)], [1 << 23 | 1]),
+        ("a", "furlong", "zzz", [DAY], [Decimal(3)], [0b10]),
+    ]  # fmt: skip
+    assert read.positions == ((0, 9), (2, 1 << 40), (7, 0))
+
+
+def test_day_columns_read_the_rows_daily_usage_reads(usage_store: UsageStore) -> None:
+    # given: Oct 30 and 31, Nov 1, and another tenant's Oct 31
+    t, other = tenant(), tenant()
+    days = [DAY - timedelta(days=1), DAY, DAY + timedelta(days=1)]
+    for d in days:
+        usage_store.replace_day(t, d, [day_row(t, d, "a", "1")])
+    usage_store.replace_day(other, DAY, [day_row(other, DAY, "a", "9")])
+    # when
+    october = usage_store.day_columns(t, date(2026, 10, 1), date(2026, 11, 1))
+    nothing = usage_store.day_columns(t, date(2026, 9, 1), date(2026, 10, 1))
+    # then: half-open, one tenant
+    ((column,),) = [october.columns]
+    assert column.days == [r.day for r in usage_store.daily_usage(t, date(2026, 10, 1), days[2])]
+    assert column.days == days[:2]
+    assert (nothing.columns, nothing.positions) == ((), ())

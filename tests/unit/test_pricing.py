@@ -22,8 +22,9 @@ from catalog.invoice import (
     note_kind,
     total_delta,
 )
+from catalog.lines import round_line
 from catalog.plans import charge
-from catalog.pricing import draft_invoice, period_bounds, round_line
+from catalog.pricing import draft_invoice, period_bounds
 from catalog.terms import (
     ContractTerms,
     ContractVersion,

@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from catalog.invoice import canonical_json, correction, invoice_hash, total_delta
-from catalog.pricing import draft_invoice, round_line
+from catalog.lines import round_line
+from catalog.pricing import draft_invoice
 from catalog.terms import (
     ContractTerms,
     ContractVersion,
