@@ -246,15 +246,18 @@ def _parse_amount(text: str) -> Decimal | str:
         if _SPECIAL.fullmatch(text):
             return f"{text!r} is not finite"
         return f"{text!r} is not a decimal number (digits, optional point and exponent)"
-    # Decimal(text) and copy_abs() are exact; arithmetic would round to the context's 28 digits.
+    # Decimal(text) is exact; arithmetic would round to the context's 28 digits.
     amount = Decimal(text)
     if amount.is_zero():
         return Decimal(0)
     if amount.is_signed():
         return f"{text!r} is negative; usage is never negative"
-    amount = amount.copy_abs()
     if amount.adjusted() >= MAX_INTEGER_DIGITS:
         return f"{text!r} is too large; amounts must be below 1e{MAX_INTEGER_DIGITS}"
+    if "e" not in text and "E" not in text:  # plain notation shows its decimal places
+        point = text.find(".")
+        if point < 0 or len(text) - point - 1 <= MAX_FRACTION_DIGITS:
+            return amount
     _sign, digits, exponent = amount.as_tuple()
     assert isinstance(exponent, int)  # finite: checked by the pattern
     if exponent < -MAX_FRACTION_DIGITS:  # trailing zeros may still bring it within bounds
