@@ -422,11 +422,9 @@ def _amount_by_the_rule(text: str) -> bool | None:
     if value.is_zero():
         return True
     exact = Context(prec=200, Emax=10**9, Emin=-(10**9))
-    return (
-        value > 0
-        and value < Decimal("1e20")
-        and value.normalize(exact).as_tuple().exponent >= -18  # type: ignore[operator]
-    )
+    exponent = value.normalize(exact).as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    return value > 0 and value < Decimal("1e20") and exponent >= -18
 
 
 @given(
