@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent import futures
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from access.keys import Principal, Role
 from access.verifier import KeyVerifier
 from ingestor.core import Checked, check_batch
+from ingestor.wire import layout
 from kernel.errors import (
     Conflict,
     Forbidden,
@@ -53,56 +55,31 @@ class _Undecodable:
         self.reason = reason
 
 
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        if at >= len(data) or shift > 63:
-            raise IndexError("truncated varint")
-        byte = data[at]
-        value |= (byte & 0x7F) << shift
-        at, shift = at + 1, shift + 7
-        if not byte & 0x80:
-            return value, at
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A parsed request, and each pulse's encoding as received when it is known to parse
+    to exactly that pulse (ingestor.wire); None: the pulses are encoded again."""
+
+    message: pulse_pb2.IngestRequest
+    encoded: list[bytes] | None
 
 
-def _field_count(data: bytes, stop_after: int) -> int:
-    """Top-level fields of a serialized message, counted without parsing it, up to
-    `stop_after` + 1: a 4 MiB request of empty pulses would parse into 2 million objects
-    (350 MB) before its batch size could be checked. Malformed input returns what was
-    counted so far; the parser then reports it."""
-    count, at = 0, 0
-    try:
-        while at < len(data) and count <= stop_after:
-            key, at = _varint(data, at)
-            wire_type = key & 7
-            if wire_type == 0:
-                _, at = _varint(data, at)
-            elif wire_type == 1:
-                at += 8
-            elif wire_type == 2:
-                length, at = _varint(data, at)
-                at += length
-            elif wire_type == 5:
-                at += 4
-            else:
-                break
-            count += 1
-    except IndexError:
-        pass
-    return count
-
-
-def _parse(data: bytes, max_batch: int) -> pulse_pb2.IngestRequest | _Undecodable:
+def _parse(data: bytes, max_batch: int) -> _Request | _Undecodable:
     """The request, or why it cannot be one; Invalid when it holds more than `max_batch`."""
-    count = _field_count(data, max_batch)
-    if count > max_batch:
-        raise Invalid(f"pulses: the batch has at least {count}; at most {max_batch} per request")
+    walked = layout(data, max_batch)
+    if walked.fields > max_batch:
+        raise Invalid(
+            f"pulses: the batch has at least {walked.fields}; at most {max_batch} per request"
+        )
     request = pulse_pb2.IngestRequest()
     try:
         request.ParseFromString(data)
     except DecodeError as exc:
         return _Undecodable(str(exc))
-    return request
+    encoded = walked.pulses
+    if encoded is not None and len(encoded) != len(request.pulses):
+        encoded = None  # the walk and the parser disagree: trust only the parser
+    return _Request(request, encoded)
 
 
 class IngestObserver(Protocol):
@@ -172,7 +149,7 @@ class IngestServicer:
         return caller
 
     def _check(
-        self, request: pulse_pb2.IngestRequest | _Undecodable, caller: Principal | None
+        self, request: _Request | _Undecodable, caller: Principal | None
     ) -> tuple[Checked, datetime, int]:
         if isinstance(request, _Undecodable):
             raise Invalid(
@@ -180,7 +157,8 @@ class IngestServicer:
                 if "pulses" in request.reason
                 else (f"request: not an IngestRequest ({request.reason})")
             )
-        count = len(request.pulses)
+        pulses = request.message.pulses
+        count = len(pulses)
         if count == 0:
             raise Invalid("pulses: the batch is empty")
         if count > self._max_batch:
@@ -192,21 +170,27 @@ class IngestServicer:
         # the embedded and the Kafka backends store the same arrival time.
         arrival = now.replace(microsecond=now.microsecond // 1000 * 1000)
         checked = check_batch(
-            request.pulses,
+            pulses,
             arrival,
             self._future_skew,
             self._billing_unit_of,
             may_send=None if caller is None else caller.may_send_for,
+            encoded=request.encoded,
         )
-        for message, result in zip(request.pulses, checked.results, strict=True):
-            if result.status == pulse_pb2.PulseResult.REJECTED:
-                # One line per rejected pulse: DEBUG, since a bad sender can make many.
-                log.debug(
-                    "pulse %r rejected: %s",
-                    result.pulse_id,
-                    result.reason,
-                    extra={"role": "ingestor", "tenant": message.tenant_id, "field": result.field},
-                )
+        if checked.rejected and log.isEnabledFor(logging.DEBUG):
+            for message, result in zip(pulses, checked.response.results, strict=True):
+                if result.status == pulse_pb2.PulseResult.REJECTED:
+                    # One line per rejected pulse: DEBUG, since a bad sender can make many.
+                    log.debug(
+                        "pulse %r rejected: %s",
+                        result.pulse_id,
+                        result.reason,
+                        extra={
+                            "role": "ingestor",
+                            "tenant": message.tenant_id,
+                            "field": result.field,
+                        },
+                    )
         return checked, arrival, count
 
     async def _publish(
@@ -225,8 +209,8 @@ class IngestServicer:
                     f"pulse log unavailable, nothing of this batch was accepted; retry: {exc}"
                 ) from exc
         if self._observer is not None:
-            self._observer.answered(checked.results, time.perf_counter() - published)
-        return pulse_pb2.IngestResponse(results=checked.results)
+            self._observer.answered(checked.response.results, time.perf_counter() - published)
+        return checked.response
 
 
 # The gRPC edge's one error map (kernel category -> status code).

@@ -12,6 +12,8 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]
 
 def unsafe_character(value: str) -> str | None:
     """Why `value` may not be stored ("contains U+001B at 3"), or None when it is safe."""
+    if value.isascii() and value.isprintable():
+        return None  # printable ASCII holds none of them: the common case, without a search
     found = _UNSAFE.search(value)
     if found is None:
         return None

@@ -100,24 +100,45 @@ def convert(amount: Decimal, source: str, target: str) -> Decimal:
     quantity silently, such a conversion raises InexactConversion and the caller decides
     (the ingestor rejects the pulse, the projection keeps it in its own unit).
     """
+    ratio = _conversion(source, target)
+    if ratio is None:
+        return amount
+    num, den, odd = ratio
+    p, q = amount.as_integer_ratio()  # exact; q is 2^a * 5^b since amount is a decimal
+    # amount * num / den terminates iff the part of den coprime to 10 divides p * num; num
+    # and den are coprime, so that part must divide p.
+    if p % odd:
+        raise _inexact(amount, source, target)
+    # A terminating quotient of at most ~60 digits: exact in the 80-digit context.
+    return _WIDE.divide(Decimal(p * num), Decimal(q * den))
+
+
+def check_convertible(amount: Decimal, source: str, target: str) -> None:
+    """Raises what `convert` would raise, without computing the result (the ingestor only
+    needs to know that a pulse can be billed exactly)."""
+    ratio = _conversion(source, target)
+    # odd == 1 (any two byte units, for one) always terminates: no fraction to build.
+    if ratio is not None and ratio[2] != 1 and amount.as_integer_ratio()[0] % ratio[2]:
+        raise _inexact(amount, source, target)
+
+
+@cache  # known units only (callers check first; unit() raises otherwise): a bounded cache
+def _conversion(source: str, target: str) -> tuple[int, int, int] | None:
+    """`_ratio` of two compatible units, None when their factors are equal."""
     src, dst = unit(source), unit(target)
     if src.dimension is not dst.dimension:
         raise IncompatibleUnits(
             f"{source} ({src.dimension}) cannot be converted to {target} ({dst.dimension})"
         )
     if src.factor == dst.factor:
-        return amount
-    num, den, odd = _ratio(source, target)
-    p, q = amount.as_integer_ratio()  # exact; q is 2^a * 5^b since amount is a decimal
-    # amount * num / den terminates iff the part of den coprime to 10 divides p * num; num
-    # and den are coprime, so that part must divide p.
-    if p % odd:
-        raise InexactConversion(f"{amount} {source} is not exactly expressible in {target}")
-    # A terminating quotient of at most ~60 digits: exact in the 80-digit context.
-    return _WIDE.divide(Decimal(p * num), Decimal(q * den))
+        return None
+    return _ratio(source, target)
 
 
-@cache
+def _inexact(amount: Decimal, source: str, target: str) -> InexactConversion:
+    return InexactConversion(f"{amount} {source} is not exactly expressible in {target}")
+
+
 def _ratio(source: str, target: str) -> tuple[int, int, int]:
     """source/target factor as a reduced fraction num/den, and den without its 2s and 5s."""
     ratio = Fraction(UNITS[source].factor) / Fraction(UNITS[target].factor)

@@ -6,7 +6,7 @@ from google.protobuf.message import DecodeError
 
 from kernel.decimals import plain
 from ledger.model import Pulse, to_micros
-from ledger.validation import RawPulse, Rejection, recheck
+from ledger.validation import RECHECK, Rejection
 from proto.pulse.v1 import pulse_pb2
 
 CONTENT_TYPE = "application/x-protobuf; messageType=pulse.v1.Pulse"
@@ -48,21 +48,10 @@ def decode(data: bytes) -> Pulse:
     except DecodeError as exc:
         raise UndecodableRecord(f"not a pulse.v1.Pulse: {exc}") from None
     ts = message.occurred_at
-    checked = recheck(
-        RawPulse(
-            pulse_id=message.pulse_id,
-            tenant_id=message.tenant_id,
-            product_sku=message.product_sku,
-            used_amount=message.used_amount,
-            use_unit=message.use_unit,
-            occurred_seconds=ts.seconds if message.HasField("occurred_at") else None,
-            occurred_nanos=ts.nanos,
-            resource_id=message.resource_id,
-            region=message.region,
-            source=message.source,
-            attributes=dict(message.attributes),
-        )
-    )
+    seconds, nanos = ts.seconds, ts.nanos
+    # Unset and set to the epoch differ only in presence (and the epoch is refused anyway).
+    has_time = seconds != 0 or nanos != 0 or message.HasField("occurred_at")
+    checked = RECHECK.pulse(message, seconds if has_time else None, nanos)
     if isinstance(checked, Rejection):
         raise InvalidRecord(f"{checked.field}: {checked.reason}")
     return checked

@@ -32,6 +32,7 @@ PURE_CORE = [
     "projections.hourly",
     "projections.usage_report",
     "ingestor.core",
+    "ingestor.wire",
     "access.keys",
     "access.verifier",
 ]

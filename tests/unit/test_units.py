@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -147,4 +148,29 @@ def test_timed_conversions_are_exact_or_refused(x: Decimal, a: str, b: str) -> N
     # then: a returned quantity must be exact, never rounded
     assert WIDE.multiply(result, Decimal(TIMED_FACTORS[b])) == WIDE.multiply(
         x, Decimal(TIMED_FACTORS[a])
+    )
+
+
+@given(
+    x=amounts,
+    a=st.sampled_from(sorted(units.UNITS)),
+    b=st.sampled_from(sorted(units.UNITS)),
+)
+@example(x=Decimal(7), a="vCPU-minute", b="vCPU-hour")
+@example(x=Decimal(1), a="GB-second", b="GB-hour")
+@example(x=Decimal(3600), a="GB-second", b="GB-hour")
+@example(x=Decimal("0.5"), a="MiB", b="KB")
+@example(x=Decimal(1), a="GB", b="vCPU-hour")
+def test_check_convertible_refuses_exactly_what_convert_refuses(x: Decimal, a: str, b: str) -> None:
+    # given: any two units (the ingestor asks check_convertible, pricing calls convert)
+    def outcome(step: Callable[[], object]) -> str:
+        try:
+            step()
+        except (units.IncompatibleUnits, units.InexactConversion) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return "ok"
+
+    # when / then
+    assert outcome(lambda: units.check_convertible(x, a, b)) == outcome(
+        lambda: units.convert(x, a, b)
     )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kernel import units
+from kernel.text import unsafe_character
 from ledger.model import Pulse
 from ledger.validation import RawPulse, Rejection, validate
 from tests.unit.helpers import NOW, SKEW, T0, catalog, raw
@@ -381,3 +382,70 @@ def test_control_and_bidi_characters_are_rejected_naming_the_field(
 def test_ordinary_unicode_text_is_accepted(text: str) -> None:
     # given / when / then
     assert accepted(raw(pulse_id=f"p-{text}", resource_id=text, attributes={"k": text}))
+
+
+def _unsafe_by_the_rule(character: str) -> bool:
+    """The module doc's list, written out: C0 controls, DEL, C1 controls, the line and
+    paragraph separators, bidi embeddings/overrides (U+202A-E) and isolates (U+2066-9)."""
+    code = ord(character)
+    return (
+        code <= 0x1F
+        or 0x7F <= code <= 0x9F
+        or code in (0x2028, 0x2029)
+        or 0x202A <= code <= 0x202E
+        or 0x2066 <= code <= 0x2069
+    )
+
+
+@pytest.mark.parametrize("block", range(0, 0x2100, 0x100), ids=hex)
+def test_every_character_is_judged_by_the_rule(block: int) -> None:
+    # given: each character of the block alone and inside ASCII text (the fast path)
+    for code in range(block, block + 0x100):
+        character = chr(code)
+        for value in (character, f"ab{character}cd"):
+            # when
+            found = unsafe_character(value)
+
+            # then
+            assert (found is not None) == _unsafe_by_the_rule(character), hex(code)
+
+
+def _amount_by_the_rule(text: str) -> bool | None:
+    """The DESIGN rule in plain Decimal arithmetic: finite, >= 0, < 1e20, at most 18
+    decimal places once trailing zeros are dropped. None: not decimal-shaped."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return None
+    if not value.is_finite():
+        return False
+    if value.is_zero():
+        return True
+    exact = Context(prec=200, Emax=10**9, Emin=-(10**9))
+    exponent = value.normalize(exact).as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    return value > 0 and value < Decimal("1e20") and exponent >= -18
+
+
+@given(
+    amount=st.from_regex(r"[-+]?[0-9]{0,25}(\.[0-9]{0,40})?([eE][-+]?[0-9]{1,3})?", fullmatch=True)
+)
+@example(amount="1.0000000000000000000")  # 19 places, all but 1 trailing zeros
+@example(amount="0.0000000000000000001")
+@example(amount="1000000000000000000000e-20")
+@example(amount="99999999999999999999.999999999999999999")
+@example(amount="-0.0")
+def test_amounts_are_accepted_exactly_by_the_rule(amount: str) -> None:
+    # given
+    expected = _amount_by_the_rule(amount)
+
+    # when
+    outcome = validate(raw(amount=amount, unit="B", sku="x"), NOW, SKEW, BILLING)
+
+    # then
+    if expected is None:
+        assert isinstance(outcome, Rejection)
+    else:
+        assert isinstance(outcome, Pulse) == expected, outcome
+        if isinstance(outcome, Pulse):
+            assert outcome.used_amount == Decimal(amount)
