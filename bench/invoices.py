@@ -1,6 +1,6 @@
 """Invoice drafting benchmark: N tenants x 20 SKUs x one month of usage, hourly and daily.
 
-Run: .venv/bin/python -m bench.invoices [--tenants 10000] [--processes 2] [--only daily]
+Run: .venv/bin/python -m bench.invoices [--tenants 10000] [--processes 2] [--only daily|columns]
 
 Usage rows are generated in memory per tenant, as the usage store would return them: one
 HourlyUsage per SKU per hour (20 x 720 = 14,400 rows a tenant) and one DailyUsage per SKU
@@ -11,7 +11,8 @@ what `Invoicing.draft` reads now). The pricing engine drafts each tenant's invoi
 agree and every 50th tenant's documents must be byte-identical. Generation,
 drafting and the projector's roll-up of the hourly rows (`roll_up`) are timed apart; the
 wall time covers all of it, split over worker processes. Baseline: summing the hourly rows
-per SKU (no pricing). `--only daily` skips the hourly rows.
+per SKU (no pricing). `--only daily` skips the hourly rows; `--only columns` times the live
+path alone (columns drafted; baseline: summing each column, no pricing), without the checks.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from catalog.files import read_catalog, read_contracts
 from catalog.invoice import canonical_json
 from catalog.pricing import draft_invoice, draft_invoice_columns, draft_invoice_daily
 from catalog.terms import ContractTerms, ProductTerms
-from kernel.decimals import EXACT
+from kernel.decimals import EXACT, exact_sum
 from ledger.model import Position
 from projections.daily import DailyUsage, DayColumn, DayColumns, roll_up
 from projections.hourly import HourlyUsage
@@ -120,15 +121,40 @@ class Times:
     total: Decimal = Decimal(0)
     same_documents: int = 0
     same_columns: int = 0
+    baseline_columns: float = 0.0
 
 
-def work(job: tuple[int, int, bool]) -> Times:
-    first, end, hourly = job
+def columns_only(
+    t: Times, tenant: str, catalog: dict[str, ProductTerms], terms: ContractTerms, n: int
+) -> None:
+    """The live path alone: columns drafted, and beside them the bare baseline of only
+    summing each column's quantities."""
+    t0 = time.perf_counter()
+    columns = columns_of(tenant, catalog, n)
+    t1 = time.perf_counter()
+    invoice = draft_invoice_columns(tenant, PERIOD, columns, catalog, terms)
+    t2 = time.perf_counter()
+    sums = [exact_sum(column.quantities) for column in columns.columns]
+    t3 = time.perf_counter()
+    if not sums:
+        raise AssertionError(f"{tenant}: no usage")
+    t.generate_columns += t1 - t0
+    t.draft_columns += t2 - t1
+    t.baseline_columns += t3 - t2
+    t.total += invoice.total
+
+
+def work(job: tuple[int, int, str]) -> Times:
+    first, end, only = job
+    hourly = only == ""
     catalog = products()
     t = Times()
     for n in range(first, end):
         tenant = f"tenant-{n:05d}"
         terms = contract(tenant)
+        if only == "columns":
+            columns_only(t, tenant, catalog, terms, n)
+            continue
         t0 = time.perf_counter()
         days = days_of(tenant, catalog, n)
         t1 = time.perf_counter()
@@ -181,11 +207,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tenants", type=int, default=10_000)
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--only", choices=["daily"], help="skip the hourly rows")
+    parser.add_argument(
+        "--only",
+        choices=["daily", "columns"],
+        help="daily: skip the hourly rows; columns: only the live path (columns) and its baseline",
+    )
     args = parser.parse_args()
-    hourly = args.only is None
+    only = args.only or ""
+    hourly = only == ""
     step = -(-args.tenants // args.processes)
-    jobs = [(i, min(i + step, args.tenants), hourly) for i in range(0, args.tenants, step)]
+    jobs = [(i, min(i + step, args.tenants), only) for i in range(0, args.tenants, step)]
     started = time.perf_counter()
     with Pool(args.processes) as pool:
         results = pool.map(work, jobs)
@@ -203,6 +234,15 @@ def main() -> None:
         + f", {args.processes} processes"
     )
     print(f"wall time (everything below): {wall:.1f} s")
+    if only == "columns":
+        draft, baseline = cpu("draft_columns"), cpu("baseline_columns")
+        print(
+            f"columns: drafting {draft:.1f} s ({draft * per:.2f} ms per tenant), generating "
+            f"columns {cpu('generate_columns'):.1f} s; baseline, summing each column: "
+            f"{baseline:.1f} s (ratio draft/baseline {draft / baseline:.1f})"
+        )
+        print(f"check: sum of all invoice totals {cpu('total')}")
+        return
     print(
         f"daily:  CPU drafting {cpu('draft_days'):.1f} s ({cpu('draft_days') * per:.2f} ms per "
         f"tenant), generating rows {cpu('generate_days'):.1f} s"
