@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingestor import server as server_module
 from ingestor.core import check_batch
 from ingestor.hosting import create_server
 from ingestor.server import IngestServicer
-from ingestor.wire import layout
+from ingestor.wire import Layout, layout
 from ledger import codec
 from ledger.model import Pulse, from_micros, to_micros
 from ledger.sqlite import SQLitePulseLog
@@ -265,6 +266,32 @@ def test_records_follow_their_pulses_past_rejected_ones_and_junk(
         expected("g1"),
         expected("g2", tenant="globex", amount="2.25"),
     ]
+
+
+def test_when_the_walk_and_the_parser_disagree_the_parsed_pulses_are_encoded_again(
+    client: IngestClient, log: SQLitePulseLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a walk that (wrongly) missed a pulse: its bytes cannot be matched to the
+    # parser's pulses one for one
+    good1 = b"".join(reversed(fields("g1")))
+    good2 = b"".join(fields("g2", tenant="globex"))
+
+    def short_walk(data: bytes, stop_after: int) -> Layout:
+        walked = layout(data, stop_after)
+        assert walked.pulses is not None
+        return Layout(walked.fields, walked.pulses[1:])
+
+    monkeypatch.setattr(server_module, "layout", short_walk)
+    # when
+    reply = client.ingest_bytes(request(good1, good2))
+    # then: both stored, each encoded from what the parser (and validation) saw
+    assert [r.status for r in reply.results] == [ACCEPTED, ACCEPTED]
+    records = sorted(stored(log))
+    assert [codec.decode(v) for _k, v in records] == [
+        expected("g1"),
+        expected("g2", tenant="globex"),
+    ]
+    assert records[0][1] != good1  # not the received bytes: encoded again, in field order
 
 
 def test_a_resend_in_another_encoding_is_a_duplicate_not_a_conflict(
