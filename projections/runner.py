@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TypeVar
@@ -72,12 +72,22 @@ def project_hours(
 
 def _each(step: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """`step` of every item, up to CONCURRENCY at once: each is a few round trips to the
-    stores, and tenant-hours (then tenant-days) are independent of one another. Every step
-    has ended when this returns or raises (the first error, once all are done)."""
+    stores, and tenant-hours (then tenant-days) are independent of one another.
+
+    At the first error the steps not yet started are dropped (a store that is down is not
+    asked again for each of them, one timeout after another) and the error is raised once
+    the running ones have ended: nothing keeps writing behind the caller's retry."""
     if len(items) <= 1:
         return [step(item) for item in items]
     with ThreadPoolExecutor(min(CONCURRENCY, len(items)), thread_name_prefix="derive") as pool:
         futures = [pool.submit(step, item) for item in items]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            future.cancel()  # only those not started; a no-op when all went well
+    for future in futures:
+        error = None if future.cancelled() else future.exception()
+        if error is not None:
+            raise error
     return [future.result() for future in futures]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from kernel.errors import Unavailable
 from ledger.model import LedgerEvent
 from ledger.sqlite_store import SQLiteLedgerStore
 from projections.runner import CONCURRENCY, project_hours
@@ -65,11 +66,15 @@ def test_the_hours_of_one_call_are_read_at_the_same_time(
 def test_a_failing_hour_is_raised_after_every_other_hour_has_ended(
     stores: tuple[SQLiteLedgerStore, SQLiteUsageStore],
 ) -> None:
-    # given: one hour's read fails at once, another one is slow
+    # given: one hour's read fails once the others are under way, one of them slowly
     ledger, usage = stores
+    started: list[str] = []
     ended: list[str] = []
+    others_reading = threading.Barrier(3, timeout=10)
 
     def on_read(tenant: str, hour: datetime) -> None:
+        started.append(tenant)
+        others_reading.wait()
         if tenant == "a":
             raise ConnectionError("the node went away")
         if tenant == "c":
@@ -77,7 +82,37 @@ def test_a_failing_hour_is_raised_after_every_other_hour_has_ended(
         ended.append(tenant)
 
     # when / then: the error reaches the caller (whose retry re-derives them all) only after
-    # the slow hours are done: nothing keeps writing behind the retry
+    # the hours under way are done: nothing keeps writing behind the retry
     with pytest.raises(ConnectionError):
         project_hours([(t, T0) for t in "abc"], Gate(ledger, on_read), usage, catalog())
+    assert sorted(started) == ["a", "b", "c"]
     assert sorted(ended) == ["b", "c"]
+
+
+class DownLedger:
+    """A ledger whose every hour read fails after a while, as a request to a node that is
+    down times out; counts the reads."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self._lock = threading.Lock()
+
+    def events_in_hour(self, tenant_id: str, hour: datetime) -> list[LedgerEvent]:
+        with self._lock:
+            self.reads += 1
+        time.sleep(0.05)  # the request timeout, scaled down
+        raise Unavailable("reading a ledger hour: NoHostAvailable")
+
+
+def test_an_outage_fails_the_window_without_trying_every_queued_hour(tmp_path: Path) -> None:
+    # (found by review) given: a window of 4 x CONCURRENCY tenant-hours, a backend that is down
+    ledger = DownLedger()
+    usage = SQLiteUsageStore(tmp_path / "usage.sqlite")
+    hours = [(f"t{i:02d}", T0 + timedelta(hours=i % 3)) for i in range(4 * CONCURRENCY)]
+    # when
+    with pytest.raises(Unavailable):
+        project_hours(hours, ledger, usage, catalog())  # type: ignore[arg-type]
+    # then: the hours in flight when the first failure came (and perhaps the next ones that
+    # started before it was seen) were tried, not the whole window: each queued one would be
+    # one more request timeout before the projector's retry can back off or see its stop
+    assert ledger.reads <= 2 * CONCURRENCY, f"{ledger.reads} reads sent to a backend that is down"
