@@ -175,12 +175,18 @@ def key_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeySto
 @pytest.fixture(params=["sqlite", pytest.param("cql", marks=pytest.mark.servers)])
 def event_store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """Settings of a billing event store: eventsourcing's SQLite module, or ours on CQL."""
-    if request.param == "sqlite":
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "b")}
+    return billing_env(request.param, request, tmp_path)
+
+
+def billing_env(backend: str, request: pytest.FixtureRequest, root: Path) -> dict[str, str]:
+    """`event_store_env` of one backend ("sqlite": a file under `root`; else the test
+    keyspace on the CQL server), for fixtures of a wider scope."""
+    if backend == "sqlite":
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(root / "b.db")}
     host, port = request.getfixturevalue("cql_endpoint")
     return {
         "PERSISTENCE_MODULE": "eventstore_cql",
         "CQL_CONTACT_POINTS": host,
         "CQL_PORT": str(port),
-        "CQL_KEYSPACE": request.getfixturevalue("test_keyspace"),
+        "CQL_KEYSPACE": request.getfixturevalue("migrated_keyspace"),
     }

@@ -27,7 +27,7 @@ from projections.ports import UsageStore
 from projections.runner import project_hours
 from pulse.bootstrap import SAMPLE_CATALOG
 from query.app import create_app
-from tests.backends import STORE_BACKENDS
+from tests.backends import STORE_BACKENDS, billing_env
 from tests.unit.test_access_http import add_key, key_store_of
 
 SEP = datetime(2026, 9, 3, 8, tzinfo=UTC)
@@ -81,18 +81,6 @@ class Writer:
         return {0: self.next}
 
 
-def event_store_env(backend: str, request: pytest.FixtureRequest, root: Path) -> dict[str, str]:
-    if backend == "sqlite":
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(root / "b.db")}
-    host, port = request.getfixturevalue("cql_endpoint")
-    return {
-        "PERSISTENCE_MODULE": "eventstore_cql",
-        "CQL_CONTACT_POINTS": host,
-        "CQL_PORT": str(port),
-        "CQL_KEYSPACE": request.getfixturevalue("migrated_keyspace"),
-    }
-
-
 def stores(
     backend: str, request: pytest.FixtureRequest, root: Path
 ) -> tuple[LedgerStore, UsageStore]:
@@ -119,7 +107,7 @@ def world(
     run = uuid.uuid4().hex[:8]  # the Cassandra keyspace is shared by the whole test session
     acme, globex = f"acme-{run}", f"globex-{run}"
     ledger, usage = stores(request.param, request, root)
-    billing = BillingApp(env=event_store_env(request.param, request, root))
+    billing = BillingApp(env=billing_env(request.param, request, root))
     products = read_catalog(SAMPLE_CATALOG.read_text())
     billing.apply_catalog(products)
     billing.apply_contracts(
